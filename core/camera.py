@@ -1,0 +1,106 @@
+"""Pinhole camera intrinsics: from a field of view, EXIF, or a model's prediction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from .errors import OptionError
+
+#: Horizontal field of view (degrees, across the longer image side) used when
+#: neither EXIF nor the user nor the depth model says otherwise. 55 degrees is a
+#: normal lens (about 35 mm full-frame equivalent); phones' main cameras are wider
+#: (about 65-70 degrees) but product and object photos are usually zoomed in.
+DEFAULT_FOV_DEG = 55.0
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels for an image of ``width`` x ``height``.
+
+    Pixel (u, v) with depth z (along the optical axis) back-projects to the
+    camera-frame point ((u - cx) z / fx, (v - cy) z / fy, z): x right, y down,
+    z forward (the OpenCV convention). Pixel centres are at integer coordinates.
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @property
+    def fov_deg(self) -> float:
+        """Field of view across the longer side, in degrees."""
+        if self.width >= self.height:
+            return math.degrees(2 * math.atan(self.width / (2 * self.fx)))
+        return math.degrees(2 * math.atan(self.height / (2 * self.fy)))
+
+    def scaled(self, width: int, height: int) -> Intrinsics:
+        """The same camera for the image resized to ``width`` x ``height``."""
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(
+            self.fx * sx,
+            self.fy * sy,
+            (self.cx + 0.5) * sx - 0.5,
+            (self.cy + 0.5) * sy - 0.5,
+            width,
+            height,
+        )
+
+    def matrix(self):
+        import numpy as np
+
+        return np.array(
+            [[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def intrinsics_from_fov(width: int, height: int, fov_deg: float) -> Intrinsics:
+    """Square pixels, principal point at the centre, ``fov_deg`` across the longer side."""
+    if not (0.0 < fov_deg < 180.0) or not math.isfinite(fov_deg):
+        raise OptionError(
+            f"The field of view must be between 0 and 180 degrees, not {fov_deg:g}."
+        )
+    f = max(width, height) / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
+    return intrinsics_from_focal(width, height, f)
+
+
+def intrinsics_from_focal(width: int, height: int, focal_px: float) -> Intrinsics:
+    if not (focal_px > 0.0) or not math.isfinite(focal_px):
+        raise OptionError(f"The focal length must be a positive number of pixels, not {focal_px:g}.")
+    return Intrinsics(focal_px, focal_px, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
+
+
+def fov_from_35mm(focal_35mm: float) -> float:
+    """Field of view across the longer side for a 35 mm-equivalent focal length (36 mm wide frame)."""
+    return math.degrees(2 * math.atan(36.0 / (2.0 * focal_35mm)))
+
+
+def choose_intrinsics(
+    width: int,
+    height: int,
+    *,
+    fov_deg: float | None = None,
+    focal_px: float | None = None,
+    exif_fov_deg: float | None = None,
+    predicted_fov_deg: float | None = None,
+) -> tuple[Intrinsics, str]:
+    """Pick the camera, most trusted source first; returns it and where it came from.
+
+    Order: ``focal_px`` given, ``fov_deg`` given, EXIF focal length, the depth
+    model's prediction, then :data:`DEFAULT_FOV_DEG`.
+    """
+    if focal_px is not None:
+        return intrinsics_from_focal(width, height, focal_px), "focal-px option"
+    if fov_deg is not None:
+        return intrinsics_from_fov(width, height, fov_deg), "fov option"
+    if exif_fov_deg is not None:
+        return intrinsics_from_fov(width, height, exif_fov_deg), "EXIF focal length"
+    if predicted_fov_deg is not None:
+        return intrinsics_from_fov(width, height, predicted_fov_deg), "depth model"
+    return intrinsics_from_fov(width, height, DEFAULT_FOV_DEG), "default"

@@ -1,0 +1,34 @@
+"""User-facing errors: each carries one sentence a person can act on."""
+
+from __future__ import annotations
+
+
+class Img2MeshError(Exception):
+    """A failure the user can cause or fix (bad input, bad option, missing model, offline).
+
+    The message is shown as is: the CLI prints it and exits non-zero, the add-on
+    reports it with ``self.report({'ERROR'}, ...)``. Bugs raise other exceptions.
+    """
+
+
+class InputError(Img2MeshError):
+    """The image, depth map or mask cannot be used."""
+
+
+class OptionError(Img2MeshError):
+    """An option has a value that makes no sense."""
+
+
+class ModelUnavailableError(Img2MeshError):
+    """Model weights cannot be loaded (offline, no cache, unknown id, bad file)."""
+
+
+class OutputError(Img2MeshError):
+    """The result cannot be written where the user asked."""
+
+
+class Cancelled(Img2MeshError):
+    """The user stopped the run."""
+
+    def __init__(self, message: str = "Reconstruction cancelled.") -> None:
+        super().__init__(message)
