@@ -52,9 +52,7 @@ class Intrinsics:
     def matrix(self):
         import numpy as np
 
-        return np.array(
-            [[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64
-        )
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,16 +61,16 @@ class Intrinsics:
 def intrinsics_from_fov(width: int, height: int, fov_deg: float) -> Intrinsics:
     """Square pixels, principal point at the centre, ``fov_deg`` across the longer side."""
     if not (0.0 < fov_deg < 180.0) or not math.isfinite(fov_deg):
-        raise OptionError(
-            f"The field of view must be between 0 and 180 degrees, not {fov_deg:g}."
-        )
+        raise OptionError(f"The field of view must be between 0 and 180 degrees, not {fov_deg:g}.")
     f = max(width, height) / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
     return intrinsics_from_focal(width, height, f)
 
 
 def intrinsics_from_focal(width: int, height: int, focal_px: float) -> Intrinsics:
     if not (focal_px > 0.0) or not math.isfinite(focal_px):
-        raise OptionError(f"The focal length must be a positive number of pixels, not {focal_px:g}.")
+        raise OptionError(
+            f"The focal length must be a positive number of pixels, not {focal_px:g}."
+        )
     return Intrinsics(focal_px, focal_px, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
 
 

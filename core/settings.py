@@ -30,9 +30,15 @@ class Settings:
     depth: str = "model"  # model | inflate | map
     depth_model: str = DEFAULT_DEPTH_MODEL  # Hugging Face id or local folder
     depth_kind: str = "auto"  # auto | metric | disparity: how to read the model's output
-    depth_map: str | None = None  # file with depth (16-bit PNG, .npy, float TIFF) when depth == "map"
-    depth_scale: float | None = None  # metres per stored unit; None: 0.001 for integer maps, 1 for float
-    depth_resolution: int | None = None  # network input height; None: the model's own (480 for GLPN)
+    depth_map: str | None = (
+        None  # file with depth (16-bit PNG, .npy, float TIFF) when depth == "map"
+    )
+    depth_scale: float | None = (
+        None  # metres per stored unit; None: 0.001 for integer maps, 1 for float
+    )
+    depth_resolution: int | None = (
+        None  # network input height; None: the model's own (480 for GLPN)
+    )
     device: str = "auto"  # auto | cpu | cuda | mps
     model_dir: str | None = None  # local folder holding the depth model (offline use)
     # camera
@@ -45,7 +51,9 @@ class Settings:
     mesh: str = "poisson"  # poisson | grid
     open: bool = False  # keep only the visible surface instead of a closed solid
     poisson_depth: int | None = None  # octree depth; None: chosen from the point count
-    thickness: float | None = None  # back-surface depth as a share of the object's width; None: from the silhouette
+    thickness: float | None = (
+        None  # back-surface depth as a share of the object's width; None: from the silhouette
+    )
     target_faces: int | None = None
     smooth: int = 0  # Taubin smoothing iterations
     # caching
@@ -68,21 +76,35 @@ class Settings:
                 f"The focal length must be a positive number of pixels, not {self.focal_px:g}."
             )
         if self.poisson_depth is not None and not (4 <= self.poisson_depth <= 12):
-            raise OptionError(f"The Poisson depth must be between 4 and 12, not {self.poisson_depth}.")
+            raise OptionError(
+                f"The Poisson depth must be between 4 and 12, not {self.poisson_depth}."
+            )
         if self.target_faces is not None and self.target_faces < 4:
             raise OptionError(f"The target face count must be at least 4, not {self.target_faces}.")
         if self.smooth < 0:
             raise OptionError(f"Smoothing iterations cannot be negative ({self.smooth}).")
-        if self.thickness is not None and not (0 < self.thickness <= 10 and math.isfinite(self.thickness)):
-            raise OptionError(f"The thickness must be a positive share of the object's width, not {self.thickness:g}.")
-        if self.depth_scale is not None and not (self.depth_scale > 0 and math.isfinite(self.depth_scale)):
-            raise OptionError(f"The depth scale must be a positive number, not {self.depth_scale:g}.")
+        if self.thickness is not None and not (
+            0 < self.thickness <= 10 and math.isfinite(self.thickness)
+        ):
+            raise OptionError(
+                f"The thickness must be a positive share of the object's width, not {self.thickness:g}."
+            )
+        if self.depth_scale is not None and not (
+            self.depth_scale > 0 and math.isfinite(self.depth_scale)
+        ):
+            raise OptionError(
+                f"The depth scale must be a positive number, not {self.depth_scale:g}."
+            )
         if self.depth_resolution is not None and self.depth_resolution < 32:
-            raise OptionError(f"The depth resolution must be at least 32 pixels, not {self.depth_resolution}.")
+            raise OptionError(
+                f"The depth resolution must be at least 32 pixels, not {self.depth_resolution}."
+            )
         if self.outlier_neighbors < 1 or not (self.outlier_std > 0):
             raise OptionError("Outlier removal needs at least one neighbour and a positive ratio.")
         if self.depth == "map" and not self.depth_map:
-            raise OptionError("A depth map file is needed when depth comes from a map (--depth-map FILE).")
+            raise OptionError(
+                "A depth map file is needed when depth comes from a map (--depth-map FILE)."
+            )
         if self.depth_map and self.depth != "map":
             object.__setattr__(self, "depth", "map")
 

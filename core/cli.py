@@ -1,0 +1,404 @@
+"""The ``img2mesh`` command: photos in, coloured meshes (plus previews and reports) out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import Img2MeshError, ModelUnavailableError, OptionError, OutputError
+from .settings import DEFAULT_DEPTH_MODEL, DEFAULT_REMBG_MODEL, Settings
+
+MESH_FORMATS = (".ply", ".obj", ".glb")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+
+EXIT_ERROR, EXIT_USAGE, EXIT_MODEL, EXIT_CANCELLED = 1, 2, 3, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="img2mesh",
+        description="Turn photos into coloured 3D meshes (PLY, OBJ or GLB).",
+        epilog=(
+            "Examples:\n"
+            "  img2mesh photo.jpg -o toy.ply\n"
+            "  img2mesh a.jpg b.png photos/ -o meshes/ --format glb\n"
+            "  img2mesh product.jpg --segment key --depth inflate -o flat.ply   (no model weights needed)\n"
+            "  img2mesh color.png --depth-map depth.png --focal-px 525 --mesh grid -o scan.ply\n"
+            "Coordinates: Z up, the camera looks along +Y, metres when the depth is metric."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="*", metavar="IMAGE", help="photos or folders of photos")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="mesh file (.ply, .obj, .glb) for one photo, or a folder for several "
+        "(default: IMAGE's name with .ply in the current folder)",
+    )
+    p.add_argument(
+        "--format",
+        choices=[f[1:] for f in MESH_FORMATS],
+        default="ply",
+        help="mesh format when writing into a folder (default: ply)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--no-preview", action="store_true", help="do not write the preview PNG")
+    p.add_argument(
+        "--report", metavar="FILE.json", help="write settings, timings, counts and warnings"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--version", action="version", version=f"img2mesh {__version__}")
+    p.add_argument(
+        "--where", action="store_true", help="print where models and caches are stored, then exit"
+    )
+
+    g = p.add_argument_group("image")
+    g.add_argument(
+        "--max-size",
+        type=int,
+        default=Settings.max_size,
+        metavar="PX",
+        help=f"longest side of the working image (default: {Settings.max_size})",
+    )
+
+    g = p.add_argument_group("background removal")
+    g.add_argument(
+        "--segment",
+        choices=["rembg", "key", "none"],
+        default="rembg",
+        help="rembg (default), key: weight-free colour key + GrabCut for plain backgrounds, "
+        "none: use the whole image",
+    )
+    g.add_argument(
+        "--no-remove-background",
+        dest="segment",
+        action="store_const",
+        const="none",
+        help="same as --segment none",
+    )
+    g.add_argument(
+        "--rembg-model",
+        default=DEFAULT_REMBG_MODEL,
+        metavar="NAME|FILE.onnx",
+        help=f"rembg model name or a custom U2-Net-style .onnx file (default: {DEFAULT_REMBG_MODEL})",
+    )
+
+    g = p.add_argument_group("depth")
+    g.add_argument(
+        "--depth",
+        choices=["model", "inflate"],
+        default="model",
+        help="model: a depth network (default); inflate: weight-free silhouette inflation",
+    )
+    g.add_argument(
+        "--depth-model",
+        default=DEFAULT_DEPTH_MODEL,
+        metavar="ID",
+        help=f"Hugging Face depth model id (default: {DEFAULT_DEPTH_MODEL})",
+    )
+    g.add_argument(
+        "--model-dir", metavar="DIR", help="local folder holding the depth model (offline use)"
+    )
+    g.add_argument(
+        "--depth-kind",
+        choices=["auto", "metric", "disparity"],
+        default="auto",
+        help="how to read the model's output (default: from the architecture)",
+    )
+    g.add_argument(
+        "--depth-map", metavar="FILE", help="use this depth map (16-bit PNG, float TIFF, .npy)"
+    )
+    g.add_argument(
+        "--depth-scale",
+        type=float,
+        metavar="M",
+        help="metres per stored unit of --depth-map (default: 0.001 for integer maps, 1 for float)",
+    )
+    g.add_argument(
+        "--depth-resolution",
+        type=int,
+        metavar="PX",
+        help="network input height (default: the model's own; 480 for GLPN)",
+    )
+    g.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda", "mps"],
+        default="auto",
+        help="where the depth network runs (default: auto = cuda, mps, cpu)",
+    )
+
+    g = p.add_argument_group("camera")
+    g.add_argument(
+        "--fov",
+        type=float,
+        metavar="DEG",
+        help="field of view across the longer side (default: EXIF, the model, or 55)",
+    )
+    g.add_argument(
+        "--focal-px", type=float, metavar="PX", help="focal length in pixels of the full-size photo"
+    )
+
+    g = p.add_argument_group("mesh")
+    g.add_argument(
+        "--mesh",
+        choices=["poisson", "grid"],
+        default="poisson",
+        help="poisson: smooth surface (default); grid: exact triangulation of the depth map",
+    )
+    g.add_argument(
+        "--open",
+        action="store_true",
+        help="keep only the visible surface instead of a closed solid",
+    )
+    g.add_argument(
+        "--poisson-depth",
+        type=int,
+        metavar="N",
+        help="octree depth (default: from the point count)",
+    )
+    g.add_argument(
+        "--thickness",
+        type=float,
+        metavar="R",
+        help="depth of the hidden back as a share of the object's width (default: from the silhouette)",
+    )
+    g.add_argument("--target-faces", type=int, metavar="N", help="decimate to about N faces")
+    g.add_argument("--smooth", type=int, default=0, metavar="N", help="Taubin smoothing iterations")
+    g.add_argument(
+        "--outlier-std",
+        type=float,
+        default=Settings.outlier_std,
+        metavar="R",
+        help="statistical outlier removal: standard-deviation ratio",
+    )
+    g.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the mask and depth cache"
+    )
+    return p
+
+
+def settings_from_args(a: argparse.Namespace) -> Settings:
+    return Settings(
+        max_size=a.max_size,
+        segment=a.segment,
+        rembg_model=a.rembg_model,
+        depth="map" if a.depth_map else a.depth,
+        depth_model=a.depth_model,
+        depth_kind=a.depth_kind,
+        depth_map=a.depth_map,
+        depth_scale=a.depth_scale,
+        depth_resolution=a.depth_resolution,
+        device=a.device,
+        model_dir=a.model_dir,
+        fov=a.fov,
+        focal_px=a.focal_px,
+        outlier_std=a.outlier_std,
+        mesh=a.mesh,
+        open=a.open,
+        poisson_depth=a.poisson_depth,
+        thickness=a.thickness,
+        target_faces=a.target_faces,
+        smooth=a.smooth,
+        cache=not a.no_cache,
+    )
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given; folders become their image files (sorted, not recursive)."""
+    out: list[Path] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                raise OptionError(
+                    f"The folder '{p}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})."
+                )
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def plan_outputs(images: list[Path], a: argparse.Namespace, batch: bool) -> list[Path]:
+    """The mesh path of each image; errors before any work is done."""
+    if not batch:
+        target = Path(a.output) if a.output else Path.cwd() / (images[0].stem + ".ply")
+        if target.suffix.lower() not in MESH_FORMATS:
+            raise OutputError(
+                f"Cannot write '{target.name}': the output must end in {', '.join(MESH_FORMATS)}."
+            )
+        return [target]
+    if not a.output:
+        raise OptionError("Several images need an output folder: -o FOLDER.")
+    folder = Path(a.output)
+    if folder.suffix.lower() in MESH_FORMATS:
+        raise OptionError(
+            f"Several images need an output folder, not the file name '{folder.name}'."
+        )
+    if not folder.exists():
+        if not folder.parent.exists():
+            raise OutputError(
+                f"Cannot create the output folder '{folder}': '{folder.parent}' does not exist."
+            )
+        try:
+            folder.mkdir()
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot create the output folder '{folder}' ({exc.strerror})."
+            ) from None
+    names = [img.stem for img in images]
+    targets = []
+    for img, stem in zip(images, names, strict=True):
+        # two photos with the same name in different folders must not overwrite each other
+        unique = stem if names.count(stem) == 1 else f"{img.parent.name}_{stem}"
+        targets.append(folder / f"{unique}.{a.format}")
+    return targets
+
+
+def preview_path(mesh_path: Path) -> Path:
+    return mesh_path.with_name(mesh_path.stem + ".preview.png")
+
+
+def check_writable(paths: list[Path], overwrite: bool) -> None:
+    from .export import check_target
+
+    for path in paths:
+        check_target(path, overwrite=overwrite)
+
+
+class StageBars:
+    """One tqdm bar per stage on stderr."""
+
+    def __init__(self, prefix: str, enabled: bool) -> None:
+        self.prefix, self.enabled = prefix, enabled
+        self.stage, self.bar = None, None
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(
+                total=100,
+                desc=f"{self.prefix}{message}",
+                unit="%",
+                leave=True,
+                bar_format="{desc:<42.42} {percentage:3.0f}%|{bar:24}| {elapsed}",
+                file=sys.stderr,
+            )
+        else:
+            self.bar.set_description_str(f"{self.prefix}{message}", refresh=False)
+        self.bar.update(max(0, round(fraction * 100) - self.bar.n))
+        if fraction >= 1.0:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar, self.stage = None, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.where:
+        from .paths import describe
+
+        for k, v in describe().items():
+            print(f"{k}: {v}")
+        return 0
+    if not a.inputs:
+        parser.error("give at least one image (or --where)")
+    try:
+        return _run(a)
+    except ModelUnavailableError as exc:
+        _error(str(exc))
+        return EXIT_MODEL
+    except Img2MeshError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _error("Interrupted; nothing was written for the unfinished image.")
+        return EXIT_CANCELLED
+
+
+def _error(message: str) -> None:
+    print(f"img2mesh: error: {message}", file=sys.stderr)
+
+
+def _run(a: argparse.Namespace) -> int:
+    settings = settings_from_args(a)
+    images = expand_inputs(a.inputs)
+    batch = len(images) > 1 or any(Path(i).is_dir() for i in a.inputs)
+    targets = plan_outputs(images, a, batch)
+    report_path = Path(a.report) if a.report else None
+    planned = list(targets)
+    if not a.no_preview:
+        planned += [preview_path(t) for t in targets]
+    if report_path:
+        planned.append(report_path)
+    check_writable(planned, a.overwrite)
+
+    from .export import write_mesh
+    from .pipeline import Pipeline
+    from .preview import write_preview
+
+    pipeline = Pipeline()
+    reports, failures = [], 0
+    for i, (image, target) in enumerate(zip(images, targets, strict=True)):
+        prefix = f"[{i + 1}/{len(images)}] " if batch else ""
+        bars = StageBars(prefix, enabled=not a.quiet)
+        t0 = time.perf_counter()
+        try:
+            result = pipeline.run(image, settings, progress=bars)
+            bars("write", 0.0, "Writing files")
+            t1 = time.perf_counter()
+            write_mesh(result.mesh, target, overwrite=a.overwrite)
+            written = [str(target)]
+            if not a.no_preview:
+                write_preview(
+                    result.mesh, preview_path(target), camera=result.camera, overwrite=a.overwrite
+                )
+                written.append(str(preview_path(target)))
+            result.timings["write"] = time.perf_counter() - t1
+            bars("write", 1.0, "Writing files")
+        except Img2MeshError as exc:
+            bars.close()
+            if not batch or isinstance(exc, ModelUnavailableError):
+                raise
+            failures += 1
+            _error(f"{image.name}: {exc}")
+            reports.append({"input": str(image), "error": str(exc)})
+            continue
+        finally:
+            bars.close()
+        report = result.report()
+        report["outputs"] = written
+        reports.append(report)
+        for w in result.warnings:
+            print(f"img2mesh: warning: {w}", file=sys.stderr)
+        total = time.perf_counter() - t0
+        print(
+            f"{target.name}: {result.mesh.n_faces:,} faces, {result.mesh.n_vertices:,} vertices, "
+            f"{'open surface' if a.open or a.mesh == 'grid' else 'closed solid'}, {total:.1f} s"
+        )
+    if report_path:
+        from .export import atomic_write
+
+        payload = reports[0] if not batch else {"runs": reports}
+        text = json.dumps(payload, indent=2).encode()
+        atomic_write(report_path, lambda f: f.write(text), overwrite=a.overwrite)
+    if batch and len(images) > 1:
+        print(f"{len(images) - failures} of {len(images)} images reconstructed.")
+    return EXIT_ERROR if failures else 0

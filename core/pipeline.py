@@ -1,0 +1,342 @@
+"""The whole reconstruction, stage by stage, with models kept loaded between images."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .camera import choose_intrinsics
+from .errors import Cancelled
+from .image import Photo, load_image, photo_from_array
+from .mesh import Camera, Mesh, to_output_frame
+from .settings import Settings
+
+#: Stages in order, as shown by progress bars and timed in reports.
+STAGES = ("load", "segment", "depth", "pointcloud", "mesh")
+STAGE_LABELS = {
+    "load": "Loading image",
+    "segment": "Removing background",
+    "depth": "Estimating depth",
+    "pointcloud": "Building point cloud",
+    "mesh": "Meshing",
+}
+
+#: progress(stage, fraction of that stage done in [0, 1], message)
+ProgressFn = Callable[[str, float, str], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class Result:
+    """A finished reconstruction. ``mesh`` is in the output frame (see core.mesh)."""
+
+    mesh: Mesh
+    camera: Camera
+    photo: Photo
+    mask: np.ndarray
+    depth: np.ndarray
+    metric: bool
+    settings: Settings
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.timings.values()))
+
+    def summary(self, name: str | None = None) -> str:
+        label = name or (self.photo.path.name if self.photo.path else "image")
+        kind = (
+            "open surface" if self.settings.open or self.settings.mesh == "grid" else "closed solid"
+        )
+        return (
+            f"{label}: {self.mesh.n_faces:,} faces, {self.mesh.n_vertices:,} vertices, "
+            f"{kind}, {self.total_seconds:.1f} s"
+        )
+
+    def report(self) -> dict:
+        """Everything worth knowing about the run, JSON-ready."""
+        return {
+            "img2mesh_version": __version__,
+            "input": str(self.photo.path) if self.photo.path else None,
+            "image_size": list(self.photo.original_size),
+            "working_size": list(self.photo.size),
+            "settings": self.settings.to_dict(),
+            "depth": {
+                "source": self.info.get("depth_source"),
+                "model": self.info.get("depth_model"),
+                "device": self.info.get("device"),
+                "output": self.info.get("depth_output"),
+                "metric": self.metric,
+                "units": "metres" if self.metric else "relative",
+            },
+            "mask_source": self.info.get("mask_source"),
+            "camera": self.camera.to_dict(),
+            "counts": {
+                "foreground_pixels": int(self.mask.sum()),
+                "points": self.info.get("points"),
+                "vertices": self.mesh.n_vertices,
+                "faces": self.mesh.n_faces,
+            },
+            "mesh": {k: v for k, v in self.info.items() if k.startswith("mesh_")},
+            "cache": self.info.get("cache", {}),
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "total_s": round(self.total_seconds, 4),
+            "warnings": list(self.warnings),
+        }
+
+
+class Pipeline:
+    """Runs reconstructions; keeps depth and segmentation models loaded across calls."""
+
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
+        self._estimators: dict[tuple, object] = {}
+        self._remover = None
+        self._cache_dir = cache_dir
+
+    # -- models -------------------------------------------------------------------------
+    def depth_estimator(self, settings: Settings):
+        from .depth import DepthEstimator
+
+        key = (
+            settings.depth_model,
+            settings.model_dir,
+            settings.device,
+            settings.depth_kind,
+            settings.depth_resolution,
+        )
+        if key not in self._estimators:
+            self._estimators[key] = DepthEstimator(
+                settings.depth_model,
+                device=settings.device,
+                model_dir=settings.model_dir,
+                kind=settings.depth_kind,
+                resolution=settings.depth_resolution,
+            )
+        return self._estimators[key]
+
+    def _cache(self):
+        from .cache import DiskCache
+        from .paths import cache_dir
+
+        return DiskCache(self._cache_dir or cache_dir())
+
+    # -- the run ------------------------------------------------------------------------
+    def run(
+        self,
+        image: str | Path | np.ndarray | Photo,
+        settings: Settings | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> Result:
+        """Photo (path, array or :class:`Photo`) to a coloured mesh in the output frame."""
+        s = settings or Settings()
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        info: dict = {"cache": {}}
+        cache = self._cache() if s.cache else None
+
+        def step(stage: str, fraction: float, message: str = "") -> None:
+            if cancel is not None and cancel():
+                raise Cancelled()
+            if progress is not None:
+                progress(stage, fraction, message or STAGE_LABELS[stage])
+
+        def timed(stage: str, fn):
+            step(stage, 0.0)
+            t0 = time.perf_counter()
+            out = fn()
+            timings[stage] = time.perf_counter() - t0
+            step(stage, 1.0)
+            return out
+
+        photo = timed("load", lambda: self._load(image, s))
+        mask = timed("segment", lambda: self._segment(photo, s, cache, info))
+        prediction = timed("depth", lambda: self._predict(photo, s, cache, info, step))
+
+        # camera: the user's numbers are for the full-size photo; EXIF too
+        w0, h0 = photo.original_size
+        predicted_fov = None
+        if prediction is not None and prediction.focal_px:
+            predicted_fov = _fov_from_focal(prediction.focal_px, *photo.size)
+        K0, source = choose_intrinsics(
+            w0,
+            h0,
+            fov_deg=s.fov,
+            focal_px=s.focal_px,
+            exif_fov_deg=photo.exif_fov_deg,
+            predicted_fov_deg=predicted_fov,
+        )
+        K = K0.scaled(*photo.size)
+
+        def make_depth():
+            from .depth import depth_from_prediction, inflate_depth, load_depth_map
+
+            if s.depth == "map":
+                depth, warn = load_depth_map(s.depth_map, photo.size, s.depth_scale)
+                warnings.extend(warn)
+                info.update(depth_source="map", depth_model=str(s.depth_map), depth_output="metric")
+                return depth, True
+            if s.depth == "inflate":
+                info.update(depth_source="inflate", depth_model=None, depth_output="relative")
+                return inflate_depth(mask, K), False
+            return depth_from_prediction(prediction, mask, K)
+
+        t0 = time.perf_counter()
+        depth, metric = make_depth()
+        timings["depth"] += time.perf_counter() - t0
+
+        def make_cloud():
+            from .pointcloud import point_cloud
+
+            return point_cloud(
+                depth,
+                photo.rgb,
+                mask,
+                K,
+                outlier_neighbors=s.outlier_neighbors,
+                outlier_std=s.outlier_std,
+            )
+
+        cloud = timed("pointcloud", make_cloud)
+        info["points"] = int(len(cloud.points))
+
+        def make_mesh():
+            from .meshing import reconstruct_surface
+
+            def mesh_progress(fraction: float, message: str = "") -> None:
+                step("mesh", min(max(fraction, 0.0), 0.99), message or STAGE_LABELS["mesh"])
+
+            mesh_cam, mesh_info = reconstruct_surface(
+                cloud,
+                depth,
+                photo.rgb,
+                mask,
+                K,
+                method=s.mesh,
+                closed=not s.open,
+                poisson_depth=s.poisson_depth,
+                thickness=s.thickness,
+                target_faces=s.target_faces,
+                smooth=s.smooth,
+                progress=mesh_progress,
+            )
+            return mesh_cam, mesh_info
+
+        mesh_cam, mesh_info = timed("mesh", make_mesh)
+        warnings.extend(mesh_info.pop("warnings", []) or [])
+        info.update({f"mesh_{k}": v for k, v in mesh_info.items()})
+        mesh, camera = to_output_frame(mesh_cam, K, source)
+        return Result(mesh, camera, photo, mask, depth, metric, s, timings, warnings, info)
+
+    # -- stages -------------------------------------------------------------------------
+    @staticmethod
+    def _load(image, s: Settings) -> Photo:
+        if isinstance(image, Photo):
+            return image
+        if isinstance(image, np.ndarray):
+            return photo_from_array(image, s.max_size)
+        return load_image(image, s.max_size)
+
+    def _segment(self, photo: Photo, s: Settings, cache, info: dict) -> np.ndarray:
+        from .segment import clean_mask
+
+        if photo.alpha_mask is not None:
+            info["mask_source"] = "alpha channel"
+            return clean_mask(photo.alpha_mask, erode_px=0)
+        if s.segment == "none":
+            info["mask_source"] = "none (whole image)"
+            return np.ones(photo.rgb.shape[:2], dtype=bool)
+        key = s.mask_key()
+        if cache is not None:
+            hit = cache.get("mask", photo.digest, key)
+            if hit is not None and hit["mask"].shape == photo.rgb.shape[:2]:
+                info["cache"]["mask"] = True
+                info["mask_source"] = str(hit["source"])
+                return hit["mask"].astype(bool)
+        if s.segment == "key":
+            from .segment import key_mask
+
+            mask = clean_mask(key_mask(photo.rgb))
+            source = "colour key + GrabCut"
+        else:
+            from .segment import BackgroundRemover
+
+            if self._remover is None:
+                self._remover = BackgroundRemover()
+            mask = clean_mask(self._remover.mask(photo.rgb, s.rembg_model) >= 0.5)
+            source = f"rembg {Path(s.rembg_model).name if s.rembg_model.endswith('.onnx') else s.rembg_model}"
+        info["mask_source"] = source
+        info["cache"]["mask"] = False
+        if cache is not None:
+            cache.put("mask", photo.digest, key, {"mask": mask, "source": np.array(source)})
+        return mask
+
+    def _predict(self, photo: Photo, s: Settings, cache, info: dict, step):
+        if s.depth != "model":
+            return None
+        from .depth import DepthPrediction
+
+        key = s.depth_key()
+        if cache is not None:
+            hit = cache.get("depth", photo.digest, key)
+            if hit is not None and hit["values"].shape == photo.rgb.shape[:2]:
+                info["cache"]["depth"] = True
+                focal = float(hit["focal_px"]) if np.isfinite(hit["focal_px"]) else None
+                info.update(
+                    depth_source="model",
+                    depth_model=s.depth_model,
+                    device=str(hit["device"]),
+                    depth_output=str(hit["kind"]),
+                )
+                return DepthPrediction(hit["values"], str(hit["kind"]), focal)
+        estimator = self.depth_estimator(s)
+        if not estimator.loaded:
+            step("depth", 0.05, f"Loading {s.model_dir or s.depth_model}")
+            estimator.load()
+        step("depth", 0.3, f"Running {s.depth_model}")
+        pred = estimator.predict(photo.rgb)
+        info["cache"]["depth"] = False
+        info.update(
+            depth_source="model",
+            depth_model=s.depth_model,
+            device=estimator.device,
+            depth_output=pred.kind,
+        )
+        if cache is not None:
+            cache.put(
+                "depth",
+                photo.digest,
+                key,
+                {
+                    "values": pred.values,
+                    "kind": np.array(pred.kind),
+                    "device": np.array(estimator.device),
+                    "focal_px": np.array(pred.focal_px if pred.focal_px else np.nan),
+                },
+            )
+        return pred
+
+
+def _fov_from_focal(focal_px: float, width: int, height: int) -> float:
+    import math
+
+    return math.degrees(2 * math.atan(max(width, height) / (2 * focal_px)))
+
+
+_default: Pipeline | None = None
+
+
+def reconstruct(image, settings: Settings | None = None, **kwargs) -> Result:
+    """One-call reconstruction with a process-wide :class:`Pipeline` (models stay loaded)."""
+    global _default
+    if _default is None:
+        _default = Pipeline()
+    return _default.run(image, settings, **kwargs)
