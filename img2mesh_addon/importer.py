@@ -160,7 +160,7 @@ def import_result(
             image = _try_load_image(parsed["image_path"], created)
             clip = _clip_range(parsed["vertices"], parsed["camera_location"])
             cam = _build_camera(
-                f"{name} Camera",
+                f"{obj.name} Camera",
                 parsed["intrinsics"],
                 parsed["camera_location"],
                 parsed["camera_rotation"],
@@ -236,6 +236,10 @@ def _mesh_arrays(vertices, faces, colors, normals):
         cols = np.asarray(cols, dtype=np.float32)
         if not np.isfinite(cols).all():
             raise ResultError("Some vertex colours are not finite numbers (NaN or infinity).")
+        if len(cols) and cols.max() > 2.0:  # a little over 1 is interpolation; more is 0-255
+            raise ResultError(
+                "Vertex colours must be in [0, 1] (or uint8 0-255); these look like 0-255 floats."
+            )
         cols = np.clip(cols, 0.0, 1.0)
 
     if normals is not None:

@@ -349,6 +349,17 @@ def test_import_without_camera_leaves_the_scene_camera_alone():
     assert bpy.context.view_layer.objects.active == obj
 
 
+def test_importing_twice_keeps_both():
+    result = make_result(INTRINSICS["landscape, centred"])
+    first, _ = importer.import_result(bpy.context, result, name="Twice")
+    second, cam = importer.import_result(bpy.context, result, name="Twice")
+    assert (first.name, second.name) == ("Twice", "Twice.001")
+    assert cam.name == "Twice.001 Camera"
+    assert bpy.context.scene.camera == cam
+    assert first.active_material != second.active_material
+    assert [o.name for o in bpy.context.selected_objects] == ["Twice.001"]
+
+
 # --------------------------------------------------------------- the result file
 
 
@@ -409,6 +420,7 @@ def test_out_of_range_face_is_a_clear_error_and_leaves_nothing():
     "key, value, message",
     [
         ("colors", np.zeros((3, 3), np.float32), "one RGB row per vertex"),
+        ("colors", np.full((9, 3), 128.0, np.float32), "look like 0-255 floats"),
         ("vertices", np.full((9, 3), np.nan, np.float32), "not finite"),
         ("faces", np.zeros((2, 4), np.int32), "triangles"),
         ("intrinsics", np.array('{"fx": 1}'), "lack fy, cx, cy, width, height"),
