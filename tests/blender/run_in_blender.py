@@ -5,6 +5,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 import bpy
@@ -37,6 +38,12 @@ def scene_facts(name: str) -> dict:
     bsdf = next(n for n in obj.active_material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
     link = bsdf.inputs["Base Color"].links[0]
     cam = bpy.context.scene.camera
+    backgrounds = cam.data.background_images if cam else []
+    background = None
+    if len(backgrounds) and backgrounds[0].image:
+        image = backgrounds[0].image
+        path = os.path.normpath(bpy.path.abspath(image.filepath))  # saving made it "//..."
+        background = [path, list(image.size), backgrounds[0].frame_method]
     return {
         "blender": bpy.app.version_string,
         "vertices": len(mesh.vertices),
@@ -54,6 +61,7 @@ def scene_facts(name: str) -> dict:
             bpy.context.scene.render.resolution_y,
         ],
         "valid": not mesh.validate(),
+        "background": background,
     }
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,26 @@ REPO_ROOT = HERE.parents[1]
 SCRIPT = HERE / "run_in_blender.py"
 BLENDER = shutil.which("blender")
 INTRINSICS = {"fx": 600.0, "fy": 600.0, "cx": 330.0, "cy": 231.5, "width": 640, "height": 480}
+
+
+def write_png(path: Path, width: int = 4, height: int = 3) -> None:
+    """A tiny 8-bit RGB PNG, written without any imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(
+        b"\x00" + b"".join(bytes((x * 60, y * 80, 128)) for x in range(width))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_result(path: Path) -> dict:
@@ -37,9 +59,10 @@ def write_result(path: Path) -> dict:
         "intrinsics": json.dumps(INTRINSICS),
         "camera_location": np.array([0.5, -3.0, 0.4]),
         "camera_rotation": np.array([np.pi / 2, 0.0, 0.0]),
-        "image_path": "",
+        "image_path": str(path.with_name("photo.png")),
         "format_version": np.int32(1),
     }
+    write_png(path.with_name("photo.png"))
     np.savez(path, **arrays)
     return arrays
 
@@ -68,6 +91,7 @@ def check_facts(facts: dict, arrays: dict) -> None:
     assert facts["lens"] == pytest.approx(600.0 * 36.0 / 640.0, rel=1e-5)
     assert facts["resolution"] == [640, 480]
     assert facts["valid"]
+    assert facts["background"] == [arrays["image_path"], [4, 3], "STRETCH"]
 
 
 @pytest.fixture(scope="module")
