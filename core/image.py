@@ -12,7 +12,7 @@ import numpy as np
 from .errors import InputError
 
 #: Images larger than this are refused before decoding (decompression bombs).
-MAX_PIXELS = 120_000_000
+MAX_PIXELS = 80_000_000
 MIN_SIDE = 16
 
 
@@ -59,6 +59,7 @@ def load_image(path: str | Path, max_size: int = 640) -> Photo:
     import io
     import warnings
 
+    _check_header_size(data, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -84,7 +85,7 @@ def load_image(path: str | Path, max_size: int = 640) -> Photo:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(
-            f"The image '{name}' is too large to decode safely (a possible decompression bomb)."
+            f"The image '{name}' is too large to decode safely (over {MAX_PIXELS // 1_000_000} megapixels)."
         ) from None
     except UnidentifiedImageError:
         raise InputError(f"'{name}' is not an image file Pillow can read.") from None
@@ -96,6 +97,19 @@ def load_image(path: str | Path, max_size: int = 640) -> Photo:
     rgb, alpha = _resize(rgb, alpha, max_size)
     mask = _meaningful_alpha(alpha, name)
     return Photo(rgb, mask, exif_fov, original_size, hashlib.sha256(data).hexdigest(), path)
+
+
+def _check_header_size(data: bytes, name: str) -> None:
+    """Refuse huge images from the PNG header alone: Pillow's own bomb check has no size in its message."""
+    import struct
+
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", data[16:24])
+        if w * h > MAX_PIXELS:
+            raise InputError(
+                f"The image '{name}' is too large ({w}x{h} pixels); "
+                f"the limit is {MAX_PIXELS // 1_000_000} megapixels."
+            )
 
 
 def photo_from_array(
