@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Set up img2mesh on Debian/Ubuntu: system packages, the core's environment (.venv) and,
+# with --tests, the Blender test environment (.venv-blender: bpy 4.5 + numpy 1.x) and Blender 3.4.
+# Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TESTS=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) TESTS=1 ;;
+    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+PY=${PYTHON:-python3}
+# torch: the CPU build by default. On a machine whose pip reaches PyTorch's own index,
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu avoids the large CUDA download.
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null; then
+    say "please install these system packages yourself: ${missing[*]}"; return 0
+  fi
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  say "installing system packages: ${missing[*]}"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# open3d needs libusb; libgl1/libgomp1 for open3d and opencv on minimal systems
+PKGS=(libusb-1.0-0 libgomp1)
+# the real Blender binary for the headless tests, with numpy for its Python
+[ $TESTS -eq 1 ] && PKGS+=(blender python3-numpy)
+apt_install "${PKGS[@]}"
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PY --version)"
+  $PY -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  say "installing $TORCH_SPEC"
+  if [ -n "${TORCH_INDEX:-}" ]; then
+    .venv/bin/pip install -q "$TORCH_SPEC" --index-url "$TORCH_INDEX"
+  else
+    .venv/bin/pip install -q "$TORCH_SPEC"
+  fi
+fi
+EXTRA=""
+[ $TESTS -eq 1 ] && EXTRA="[test]"
+say "installing img2mesh$EXTRA and its dependencies into .venv"
+.venv/bin/pip install -q -e ".$EXTRA" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -c "import core, open3d, transformers, rembg, cv2" \
+  || { say "the core's environment is incomplete (see the pip output above)"; exit 1; }
+
+if [ $TESTS -eq 1 ] && ! .venv-blender/bin/python -c "import bpy" 2>/dev/null; then
+  BPY_PY=${BPY_PYTHON:-python3.11}
+  command -v "$BPY_PY" >/dev/null || BPY_PY=$PY
+  say "creating .venv-blender (bpy 4.5 needs Python 3.11)"
+  rm -rf .venv-blender
+  "$BPY_PY" -m venv .venv-blender
+  .venv-blender/bin/python -m pip install -q --upgrade pip
+  .venv-blender/bin/pip install -q "bpy==4.5.*" "numpy<2" pytest 2>&1 | grep -v "is ignored" || true
+  .venv-blender/bin/python -c "import bpy" || { say "bpy 4.5 could not be installed"; exit 1; }
+fi
+say "ready"
