@@ -1,0 +1,149 @@
+"""Scores of a reconstructed mesh against an oracle scene: completeness, spill, watertightness, colour."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .camera import Intrinsics
+from .mesh import Mesh
+
+#: Completeness counts a visible ground-truth point as found when the mesh surface is
+#: within this share of the ground-truth bounding-box diagonal.
+COMPLETENESS_SHARE = 0.01
+
+#: Spill forgives surface that lands this many pixels outside the silhouette (a 3x3
+#: dilation per pixel): pixel centres are sampled, so an exact reconstruction of a
+#: rim still pokes up to half a pixel past the last masked pixel centre.
+SPILL_DILATION_PX = 1
+
+
+def completeness(mesh: Mesh, points: np.ndarray, tolerance: float) -> float:
+    """Share of ``points`` within ``tolerance`` (same unit) of the mesh surface."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    if len(points) == 0:
+        return 1.0
+    if mesh.n_faces == 0:
+        return 0.0
+    return float(np.mean(surface_distance(mesh, points) <= tolerance))
+
+
+def surface_distance(mesh: Mesh, points: np.ndarray) -> np.ndarray:
+    """Distance from each point to the nearest point of the mesh surface (not just its vertices)."""
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(np.ascontiguousarray(mesh.vertices, dtype=np.float32)),
+        o3d.core.Tensor(np.ascontiguousarray(mesh.faces, dtype=np.uint32)),
+    )
+    query = o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32))
+    return scene.compute_distance(query).numpy()
+
+
+def spill(
+    mesh: Mesh,
+    mask: np.ndarray,
+    intrinsics: Intrinsics,
+    *,
+    dilation: int = SPILL_DILATION_PX,
+    samples: int = 200_000,
+    seed: int = 0,
+) -> float:
+    """Share of the mesh's surface area that projects outside the silhouette.
+
+    The surface is sampled uniformly by area; a sample spills when it projects outside
+    ``mask`` grown by ``dilation`` pixels (a square structuring element), outside the
+    image, or lies at or behind the camera plane.
+    """
+    import cv2
+
+    if mesh.n_faces == 0:
+        return 0.0
+    region = np.asarray(mask, dtype=bool)
+    if dilation > 0:
+        kernel = np.ones((2 * dilation + 1, 2 * dilation + 1), np.uint8)
+        region = cv2.dilate(region.astype(np.uint8), kernel) > 0
+    pts = sample_surface(mesh, samples, seed=seed)
+    h, w = region.shape
+    z = pts[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = intrinsics.fx * pts[:, 0] / z + intrinsics.cx
+        v = intrinsics.fy * pts[:, 1] / z + intrinsics.cy
+        r = np.rint(v)
+        c = np.rint(u)
+        inside = (z > 0) & (r >= 0) & (r < h) & (c >= 0) & (c < w)
+    ri = np.where(inside, r, 0).astype(np.int64)
+    ci = np.where(inside, c, 0).astype(np.int64)
+    inside &= region[ri, ci]
+    return float(1.0 - inside.mean())
+
+
+def sample_surface(mesh: Mesh, count: int, *, seed: int = 0) -> np.ndarray:
+    """(count, 3) points spread uniformly over the mesh's area."""
+    rng = np.random.default_rng(seed)
+    v = mesh.vertices.astype(np.float64)
+    a, b, c = (v[mesh.faces[:, i]] for i in range(3))
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    total = area.sum()
+    if not (total > 0):
+        return v[mesh.faces[:, 0]][:count]
+    face = rng.choice(len(area), size=count, p=area / total)
+    r1 = np.sqrt(rng.random(count))
+    r2 = rng.random(count)
+    wa, wb, wc = 1 - r1, r1 * (1 - r2), r1 * r2
+    return a[face] * wa[:, None] + b[face] * wb[:, None] + c[face] * wc[:, None]
+
+
+def edge_report(mesh: Mesh) -> dict:
+    """Counts of border edges (one face) and non-manifold edges (three or more faces)."""
+    faces = mesh.faces.astype(np.int64)
+    if len(faces) == 0:
+        return {"edges": 0, "border_edges": 0, "nonmanifold_edges": 0}
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    return {
+        "edges": int(len(counts)),
+        "border_edges": int(np.sum(counts == 1)),
+        "nonmanifold_edges": int(np.sum(counts > 2)),
+    }
+
+
+def is_watertight(mesh: Mesh) -> bool:
+    """No border edge and every edge on exactly two faces (closed and edge-manifold)."""
+    report = edge_report(mesh)
+    return report["edges"] > 0 and report["border_edges"] == 0 and report["nonmanifold_edges"] == 0
+
+
+def color_error(mesh: Mesh, rgb: np.ndarray, mask: np.ndarray, intrinsics: Intrinsics) -> float:
+    """Mean absolute difference (0-1 per channel) between vertex colours and the photo.
+
+    Each vertex is compared with the pixel it projects to; vertices landing outside
+    the mask are skipped (the photo shows background there). NaN if none lands inside.
+    """
+    v = mesh.vertices.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = intrinsics.fx * v[:, 0] / v[:, 2] + intrinsics.cx
+        w = intrinsics.fy * v[:, 1] / v[:, 2] + intrinsics.cy
+        r, c = np.rint(w), np.rint(u)
+        h, wd = mask.shape
+        inside = (v[:, 2] > 0) & (r >= 0) & (r < h) & (c >= 0) & (c < wd)
+    ri = np.where(inside, r, 0).astype(np.int64)
+    ci = np.where(inside, c, 0).astype(np.int64)
+    inside &= np.asarray(mask, dtype=bool)[ri, ci]
+    if not inside.any():
+        return float("nan")
+    photo = np.asarray(rgb)[ri[inside], ci[inside], :3].astype(np.float64) / 255.0
+    return float(np.mean(np.abs(mesh.colors[inside].astype(np.float64) - photo)))
+
+
+def score(mesh: Mesh, scene) -> dict:
+    """All scores of ``mesh`` (camera frame) against a :class:`core.synthetic.Scene`."""
+    return {
+        "completeness": completeness(
+            mesh, scene.visible_points, COMPLETENESS_SHARE * scene.diagonal
+        ),
+        "spill": spill(mesh, scene.mask, scene.intrinsics),
+        "watertight": is_watertight(mesh),
+        "color_error": color_error(mesh, scene.rgb, scene.mask, scene.intrinsics),
+        "faces": mesh.n_faces,
+    }
