@@ -1,0 +1,659 @@
+"""Stage 5: point cloud -> triangle mesh (screened Poisson or the depth grid), closed or open, coloured from the photo."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .camera import Intrinsics
+from .errors import InputError, OptionError
+from .mesh import Mesh
+from .pointcloud import MIN_POINTS, PointCloud, default_edge_threshold, grid_normals
+
+METHODS = ("poisson", "grid")
+
+#: Back-surface depth behind the front, in pixels, is ``INFLATION * sqrt(h)`` where h solves
+#: laplacian(h) = -1 inside the silhouette (h = 0 on it). A disc then becomes an
+#: ellipsoid three quarters as deep as wide (4 would be a sphere) and a long strip a
+#: cylinder (2.83): most photographed objects are not deeper than they are wide.
+INFLATION = 3.0
+
+#: Connected pieces of a Poisson surface smaller than this share of its area are dropped.
+MIN_PIECE_SHARE = 0.01
+
+Progress = Callable[[float, str], None]
+
+
+def reconstruct_surface(
+    cloud: PointCloud,
+    depth: np.ndarray,
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    intrinsics: Intrinsics,
+    *,
+    method: str = "poisson",
+    closed: bool = True,
+    poisson_depth: int | None = None,
+    thickness: float | None = None,
+    target_faces: int | None = None,
+    smooth: int = 0,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Mesh, dict]:
+    """Build the object's surface from ``cloud``; returns the mesh (camera frame) and facts about it.
+
+    method "poisson": screened Poisson. ``closed=True`` gives a watertight solid: the
+    visible surface plus a back surface pushed away from the camera along each pixel's
+    ray, as deep as an inflation of the silhouette (or ``thickness`` x the object's
+    width) and meeting the front at the silhouette, so the solid never leaves the
+    silhouette and Poisson has no unsupported region to balloon into.
+    ``closed=False`` keeps only the visible surface (Poisson on the front points,
+    trimmed to where points support it and to the silhouette).
+    method "grid": two triangles per 2x2 block of valid pixels, split at depth jumps;
+    closed adds the same back surface and walls along every border.
+
+    ``depth``, ``rgb`` and ``mask`` are the maps ``cloud`` was made from (same size).
+    Vertex colours come from the photo at the pixel each vertex projects to. The info
+    dict holds ``method``, ``closed``, ``poisson_depth``, ``points_used``, ``vertices``,
+    ``faces``, ``seconds`` and ``warnings`` (sentences for the user).
+    """
+    _check_options(method, poisson_depth, thickness, target_faces, smooth)
+    mask = np.asarray(mask).astype(bool)
+    rgb = np.asarray(rgb)
+    expected = cloud.valid.shape
+    for name, shape in (
+        ("mask", mask.shape),
+        ("photo", rgb.shape[:2]),
+        ("depth map", np.shape(depth)),
+    ):
+        if tuple(shape) != expected:
+            raise InputError(
+                f"The {name} is {_size(shape)} but the point cloud comes from a "
+                f"{expected[1]}x{expected[0]} image."
+            )
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        raise InputError(f"The photo must be an RGB image, not an array of shape {rgb.shape}.")
+    rgb = rgb[..., :3]
+    if len(cloud) < MIN_POINTS:
+        raise InputError(
+            f"Only {len(cloud)} points are left; at least {MIN_POINTS} are needed to build a surface."
+        )
+    report = progress or (lambda fraction, message: None)
+    start = time.perf_counter()
+    info: dict = {"method": method, "closed": bool(closed), "warnings": []}
+    # The silhouette that bounds the result: the mask where it holds the points, else the points.
+    silhouette = mask | cloud.valid
+
+    if method == "grid":
+        report(0.1, "Triangulating the depth grid")
+        mesh = _grid_mesh(cloud, silhouette, intrinsics, closed, thickness)
+        info["poisson_depth"] = None
+        info["points_used"] = len(cloud)
+    else:
+        level = poisson_depth if poisson_depth is not None else choose_poisson_depth(len(cloud))
+        mesh, used = _poisson_mesh(
+            cloud, silhouette, intrinsics, closed, level, thickness, threads, report
+        )
+        if closed and not is_closed(mesh.faces) and level > 4:
+            # Poisson's surface extraction can leave a fin where two sheets touch; one
+            # level coarser rarely does.
+            level -= 1
+            mesh, used = _poisson_mesh(
+                cloud, silhouette, intrinsics, closed, level, thickness, threads, report
+            )
+        if closed and not is_closed(mesh.faces):
+            info["warnings"].append(
+                "Poisson gave no closed surface for these points, so the solid was built "
+                "from the depth grid instead."
+            )
+            mesh = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
+        info["poisson_depth"] = level
+        info["points_used"] = used
+
+    if smooth > 0:
+        report(0.8, "Smoothing")
+        mesh = _taubin(mesh, smooth)
+    if target_faces is not None and mesh.n_faces > target_faces:
+        report(0.85, "Simplifying")
+        mesh = _decimate(mesh, target_faces)
+        if closed and not is_closed(mesh.faces):
+            info["warnings"].append(
+                "Simplifying opened small holes in the closed surface; ask for more faces to keep it watertight."
+            )
+    if mesh.n_faces == 0:
+        raise InputError("No surface could be built from these points (the result had no faces).")
+
+    report(0.95, "Colouring")
+    vertices = _keep_inside(mesh.vertices, silhouette, intrinsics)
+    colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
+    mesh = Mesh(vertices, mesh.faces, colors, _vertex_normals(vertices, mesh.faces))
+    info.update(
+        vertices=mesh.n_vertices,
+        faces=mesh.n_faces,
+        watertight=is_closed(mesh.faces),
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    report(1.0, "Surface done")
+    return mesh, info
+
+
+# --- options ----------------------------------------------------------------------------------
+
+
+def _size(shape) -> str:
+    return (
+        f"{shape[1]}x{shape[0]} pixels" if len(shape) >= 2 else f"an array of shape {tuple(shape)}"
+    )
+
+
+def _check_options(method, poisson_depth, thickness, target_faces, smooth) -> None:
+    if method not in METHODS:
+        raise OptionError(f"Unknown mesh method '{method}': choose one of {', '.join(METHODS)}.")
+    if poisson_depth is not None and not (4 <= int(poisson_depth) <= 12):
+        raise OptionError(f"The Poisson depth must be between 4 and 12, not {poisson_depth}.")
+    if thickness is not None and not (0 < thickness <= 10 and math.isfinite(thickness)):
+        raise OptionError(
+            f"The thickness must be a positive share of the object's width, not {thickness:g}."
+        )
+    if target_faces is not None and target_faces < 4:
+        raise OptionError(f"The target face count must be at least 4, not {target_faces}.")
+    if smooth < 0:
+        raise OptionError(f"Smoothing iterations cannot be negative ({smooth}).")
+
+
+# --- the back surface -------------------------------------------------------------------------
+
+
+def thickness_map(
+    mask: np.ndarray, *, share: float | None = None, max_side: int = 128
+) -> np.ndarray:
+    """(H, W) float32 depth of the solid behind the front surface, in pixels; 0 off the mask.
+
+    The silhouette is inflated: h solves laplacian(h) = -1 inside with h = 0 on the
+    outline, and the depth is :data:`INFLATION` x sqrt(h), which falls to zero at the
+    outline like the rim of a round object. The solve runs on a copy at most
+    ``max_side`` pixels across (it is smooth, so that loses nothing) and a floor from
+    the exact distance transform keeps parts too thin for that copy. ``share`` rescales
+    the result so its deepest point is that share of the object's width.
+    """
+    import cv2
+
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape, dtype=np.float32)
+    if not mask.any():
+        return out
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    height = rows[-1] - rows[0] + 1
+    width = cols[-1] - cols[0] + 1
+    step = max(1, math.ceil(max(height, width) / max_side))
+    # A background border around the crop, and a size divisible by the step.
+    ph = math.ceil((height + 2) / step) * step
+    pw = math.ceil((width + 2) / step) * step
+    crop = np.zeros((ph, pw), dtype=np.uint8)
+    crop[1 : height + 1, 1 : width + 1] = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+    dist = cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    h = dist * dist / 4.0  # the centre of a disc of radius d has h = d^2 / 4
+    if step > 1:
+        small = cv2.resize(
+            crop.astype(np.float32), (pw // step, ph // step), interpolation=cv2.INTER_AREA
+        )
+        coarse = _inflate(small > 0.5) * float(step * step)
+        h = np.maximum(h, cv2.resize(coarse, (pw, ph), interpolation=cv2.INTER_LINEAR))
+    else:
+        h = np.maximum(h, _inflate(crop > 0))
+    t = INFLATION * np.sqrt(np.maximum(h, 0.0)) * (crop > 0)
+    if share is not None and t.max() > 0:
+        t *= share * width / t.max()
+    out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = t[1 : height + 1, 1 : width + 1]
+    return out
+
+
+def _inflate(inside: np.ndarray) -> np.ndarray:
+    """Solve laplacian(h) = -1 on the pixels ``inside`` with h = 0 outside (5-point stencil)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    out = np.zeros(inside.shape, dtype=np.float32)
+    n = int(inside.sum())
+    if n == 0:
+        return out
+    index = np.full(inside.shape, -1, dtype=np.int64)
+    index[inside] = np.arange(n)
+    padded = np.pad(index, 1, constant_values=-1)
+    centre = padded[1:-1, 1:-1][inside]
+    rows, cols = [centre], [centre]
+    data = [np.full(n, 4.0)]
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        nb = padded[1 + dr : padded.shape[0] - 1 + dr, 1 + dc : padded.shape[1] - 1 + dc][inside]
+        keep = nb >= 0
+        rows.append(centre[keep])
+        cols.append(nb[keep])
+        data.append(np.full(int(keep.sum()), -1.0))
+    a = sparse.csc_matrix(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+    out[inside] = spsolve(a, np.ones(n))
+    return out
+
+
+def _back_cloud(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsics, thickness):
+    """The back surface: each front point pushed along its ray by the thickness at its pixel."""
+    t = thickness_map(silhouette, share=thickness)
+    focal = math.sqrt(intrinsics.fx * intrinsics.fy)
+    r, c = cloud.pixels[:, 0], cloud.pixels[:, 1]
+    # z grows by t pixels' worth of lateral size at that depth (t z / f), so the point
+    # scales along its own ray by 1 + t / f and keeps projecting to its pixel.
+    scale = 1.0 + t[r, c] / focal
+    grid = np.zeros(cloud.valid.shape + (3,), dtype=np.float32)
+    grid[r, c] = cloud.points * scale[:, None]
+    normals = grid_normals(grid, cloud.valid, toward_camera=False)
+    return grid[r, c], normals[r, c]
+
+
+# --- Poisson ----------------------------------------------------------------------------------
+
+
+#: The octree depth chosen automatically never exceeds this: depth 7 takes about two
+#: seconds on two cores for a 640 x 480 photo, depth 8 about three times as long.
+MAX_AUTO_DEPTH = 7
+
+
+def choose_poisson_depth(n_front: int) -> int:
+    """Octree depth for a cloud of ``n_front`` visible points.
+
+    The points cover about sqrt(n) pixels across; 2^depth cells across keeps a cell
+    near a pixel for small images and caps the cost (see :data:`MAX_AUTO_DEPTH`) for
+    large ones, where a cell spans two to four pixels.
+    """
+    return int(np.clip(math.ceil(math.log2(max(math.sqrt(max(n_front, 1)), 2))), 5, MAX_AUTO_DEPTH))
+
+
+def _poisson_mesh(cloud, silhouette, intrinsics, closed, level, thickness, threads, report):
+    import open3d as o3d
+
+    points = cloud.points.astype(np.float64)
+    normals = cloud.normals.astype(np.float64) if cloud.normals is not None else None
+    if normals is None:
+        raise InputError("The point cloud has no normals; build it with point_cloud().")
+    if closed:
+        report(0.1, "Building the back surface")
+        back, back_normals = _back_cloud(cloud, silhouette, intrinsics, thickness)
+        points = np.concatenate([points, back.astype(np.float64)])
+        normals = np.concatenate([normals, back_normals.astype(np.float64)])
+
+    # Poisson works in its own unit cube; centring and scaling first keeps extreme
+    # depth units (millimetres, 1e6 "relative" units) from reaching it.
+    centre = 0.5 * (points.min(axis=0) + points.max(axis=0))
+    size = float(np.max(points.max(axis=0) - points.min(axis=0)))
+    if not (size > 0 and math.isfinite(size)):
+        raise InputError("All points lie at one spot; there is no surface to build.")
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector((points - centre) / size))
+    pcd.normals = o3d.utility.Vector3dVector(normals)
+
+    report(0.2, f"Poisson surface (depth {level})")
+    n_threads = threads if threads else (os.cpu_count() or -1)
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        surface, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+            pcd, depth=int(level), n_threads=int(n_threads)
+        )
+    vertices = np.asarray(surface.vertices) * size + centre
+    faces = np.asarray(surface.triangles).astype(np.int64)
+    densities = np.asarray(densities)
+    if len(faces) == 0:
+        raise InputError("Poisson reconstruction found no surface in these points.")
+
+    report(0.7, "Cleaning the surface")
+    if not closed:
+        keep = _supported(vertices, densities, cloud, silhouette, intrinsics, size / 2**level)
+        faces = faces[keep[faces].all(axis=1)]
+    faces = _drop_small_pieces(vertices, faces, MIN_PIECE_SHARE)
+    vertices, faces = _compact(vertices, faces)
+    if len(faces) == 0:
+        raise InputError("The points support no surface once unsupported parts are trimmed.")
+    return Mesh(vertices, faces, np.zeros_like(vertices)), len(points)
+
+
+def _supported(vertices, densities, cloud, silhouette, intrinsics, cell) -> np.ndarray:
+    """Vertices of an open surface that the points vouch for.
+
+    Poisson closes every surface, so a front-only cloud comes back as a balloon whose
+    far side no point supports. A vertex stays if it is within two octree cells of a
+    point, inside the points' bounding box (grown by two cells), above the lowest
+    Poisson sample density, and projects inside the silhouette (one pixel of slack).
+    """
+    import cv2
+    from scipy.spatial import cKDTree
+
+    reach = 2.0 * cell
+    lo = cloud.points.min(axis=0) - reach
+    hi = cloud.points.max(axis=0) + reach
+    keep = np.all((vertices >= lo) & (vertices <= hi), axis=1)
+    # Density trimming: the thinnest-supported 2% are where Poisson extrapolated.
+    keep &= densities >= np.quantile(densities, 0.02)
+    dist, _ = cKDTree(cloud.points.astype(np.float64)).query(vertices, k=1, workers=-1)
+    keep &= dist <= reach
+    grown = cv2.dilate(silhouette.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    keep &= _projects_into(vertices, grown, intrinsics)
+    return keep
+
+
+def _drop_small_pieces(vertices: np.ndarray, faces: np.ndarray, share: float) -> np.ndarray:
+    """Faces of the connected pieces whose area is at least ``share`` of the whole."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(faces) == 0:
+        return faces
+    n = len(vertices)
+    graph = coo_matrix(
+        (
+            np.ones(2 * len(faces)),
+            (np.r_[faces[:, 0], faces[:, 1]], np.r_[faces[:, 1], faces[:, 2]]),
+        ),
+        shape=(n, n),
+    )
+    count, labels = connected_components(graph, directed=False)
+    if count == 1:
+        return faces
+    area = _face_areas(vertices, faces)
+    piece = labels[faces[:, 0]]
+    piece_area = np.bincount(piece, weights=area, minlength=count)
+    keep = piece_area >= share * piece_area.sum()
+    return faces[keep[piece]]
+
+
+# --- the depth grid ---------------------------------------------------------------------------
+
+
+def _grid_mesh(cloud: PointCloud, silhouette, intrinsics: Intrinsics, closed: bool, thickness):
+    h, w = cloud.valid.shape
+    index = np.full((h, w), -1, dtype=np.int64)
+    index[cloud.pixels[:, 0], cloud.pixels[:, 1]] = np.arange(len(cloud))
+    z = np.full((h, w), np.nan, dtype=np.float64)
+    z[cloud.pixels[:, 0], cloud.pixels[:, 1]] = cloud.points[:, 2]
+    faces = grid_faces(index, z, default_edge_threshold(intrinsics))
+    if len(faces) == 0:
+        raise InputError(
+            "No 2x2 block of neighbouring pixels has depth on one surface; the grid has no faces."
+        )
+    vertices = cloud.points.astype(np.float64)
+    if closed:
+        vertices, faces = _split_pinches(vertices, faces)
+        back, _ = _pushed_back(vertices, cloud, silhouette, intrinsics, thickness)
+        vertices, faces = _close_with_back(vertices, faces, back)
+    vertices, faces = _compact(vertices, faces)
+    return Mesh(vertices, faces, np.zeros_like(vertices))
+
+
+def _pushed_back(vertices, cloud, silhouette, intrinsics, thickness):
+    """Back copies of ``vertices`` (front points, possibly duplicated at pinches)."""
+    t = thickness_map(silhouette, share=thickness)
+    focal = math.sqrt(intrinsics.fx * intrinsics.fy)
+    u, v = _project(vertices, intrinsics)
+    r = np.clip(np.rint(v).astype(np.int64), 0, t.shape[0] - 1)
+    c = np.clip(np.rint(u).astype(np.int64), 0, t.shape[1] - 1)
+    scale = 1.0 + t[r, c] / focal
+    return vertices * scale[:, None], scale
+
+
+def grid_faces(index: np.ndarray, z: np.ndarray, threshold: float) -> np.ndarray:
+    """Triangles over a pixel grid: (M, 3) indices from ``index`` (-1 = no vertex).
+
+    Each 2x2 block with four vertices gives two triangles split along the diagonal of
+    smaller depth change, with three vertices one triangle; a triangle whose depths
+    differ by more than ``threshold`` x 1.5 (a diagonal is 1.4 pixels) of its nearest
+    depth spans a discontinuity and is left out (the block then keeps whichever single
+    triangle is on one surface). Winding faces the camera (OpenCV frame).
+    """
+    tl, tr, bl, br = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
+    ztl, ztr, zbl, zbr = z[:-1, :-1], z[:-1, 1:], z[1:, :-1], z[1:, 1:]
+    candidates = [  # the four triangles a block can hold, all wound towards the camera
+        ((tl, bl, br), (ztl, zbl, zbr)),
+        ((tl, br, tr), (ztl, zbr, ztr)),
+        ((tl, bl, tr), (ztl, zbl, ztr)),
+        ((tr, bl, br), (ztr, zbl, zbr)),
+    ]
+    limit = 1.5 * threshold
+    ok = []
+    for (a, b, c), (za, zb, zc) in candidates:
+        present = (a >= 0) & (b >= 0) & (c >= 0)
+        with np.errstate(invalid="ignore"):
+            zmin = np.fmin(np.fmin(za, zb), zc)
+            zmax = np.fmax(np.fmax(za, zb), zc)
+            smooth = (zmax - zmin) <= limit * zmin
+        ok.append(present & smooth)
+    ok1, ok2, ok3, ok4 = ok
+    with np.errstate(invalid="ignore"):
+        prefer_a = np.abs(ztl - zbr) <= np.abs(ztr - zbl)
+    pair_a = ok1 & ok2
+    pair_b = ok3 & ok4
+    use_a = pair_a & (prefer_a | ~pair_b)
+    use_b = pair_b & ~use_a
+    single = ~(use_a | use_b)
+    # Blocks without a whole pair keep at most one triangle, so triangles never overlap.
+    s1 = single & ok1
+    s2 = single & ok2 & ~s1
+    s3 = single & ok3 & ~(s1 | s2)
+    s4 = single & ok4 & ~(s1 | s2 | s3)
+    chosen = [use_a | s1, use_a | s2, use_b | s3, use_b | s4]
+    parts = [
+        np.stack([a[sel], b[sel], c[sel]], axis=1)
+        for ((a, b, c), _), sel in zip(candidates, chosen, strict=True)
+    ]
+    return np.concatenate(parts).astype(np.int64)
+
+
+def _split_pinches(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give each fan of triangles around a vertex its own copy of the vertex.
+
+    Where two triangles of the grid touch only at a corner, walls built along the
+    border would share that corner's vertical edge four times (not a manifold).
+    Corners of one vertex stay together when their triangles share an edge at it.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    m = len(faces)
+    # Outgoing border half-edges per vertex; a vertex with two or more is pinched.
+    src, dst = _half_edges(faces)
+    border = _border_mask(src, dst)
+    outgoing = np.bincount(src[border], minlength=len(vertices))
+    if outgoing.max(initial=0) <= 1:
+        return vertices, faces
+    # Corner id = face * 3 + position; a half-edge k of face f goes corner k -> corner k+1.
+    key = src * len(vertices) + dst
+    twin_key = dst * len(vertices) + src
+    order = np.argsort(key)
+    pos = np.searchsorted(key[order], twin_key)
+    pos = np.clip(pos, 0, len(key) - 1)
+    has_twin = key[order][pos] == twin_key
+    he = np.flatnonzero(has_twin)
+    twin = order[pos[has_twin]]
+    # Half-edge index e = k * m + f (see _half_edges); its corners are (f, k) and (f, k+1).
+    f, k = he % m, he // m
+    g, j = twin % m, twin // m
+    a = np.r_[f * 3 + k, f * 3 + (k + 1) % 3]
+    b = np.r_[g * 3 + (j + 1) % 3, g * 3 + j]
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(3 * m, 3 * m))
+    count, labels = connected_components(graph, directed=False)
+    new_faces = labels.reshape(m, 3)
+    source_vertex = np.zeros(count, dtype=np.int64)
+    source_vertex[labels] = faces.reshape(-1)
+    return vertices[source_vertex], new_faces.astype(np.int64)
+
+
+def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray):
+    """Front faces, reversed back faces, and a wall of two triangles along each border edge."""
+    n = len(vertices)
+    src, dst = _half_edges(faces)
+    border = _border_mask(src, dst)
+    a, b = src[border], dst[border]
+    # The wall takes b->a against the front's a->b and a'->b' against the reversed back's
+    # b'->a', so the closed surface is consistently wound (outward).
+    walls = np.concatenate([np.stack([b, a, a + n], axis=1), np.stack([b, a + n, b + n], axis=1)])
+    back_faces = faces[:, ::-1] + n
+    return np.concatenate([vertices, back]), np.concatenate([faces, back_faces, walls])
+
+
+def _half_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sources and destinations of every face's half-edges, half-edge k * M + f."""
+    src = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    dst = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    return src.astype(np.int64), dst.astype(np.int64)
+
+
+def _border_mask(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Half-edges whose opposite half-edge no face has."""
+    n = int(max(src.max(initial=0), dst.max(initial=0))) + 1
+    key = np.sort(src * n + dst)
+    twin = dst * n + src
+    pos = np.clip(np.searchsorted(key, twin), 0, len(key) - 1)
+    return key[pos] != twin
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+
+def is_closed(faces: np.ndarray) -> bool:
+    """Every edge is shared by exactly two faces (no border, no fin)."""
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        return False
+    a = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    b = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    key = np.sort(np.minimum(a, b) * (int(faces.max()) + 1) + np.maximum(a, b))
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1], True])
+    return bool(np.all(np.diff(starts) == 2))
+
+
+def _project(vertices: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = vertices[:, 2]
+        u = intrinsics.fx * vertices[:, 0] / z + intrinsics.cx
+        v = intrinsics.fy * vertices[:, 1] / z + intrinsics.cy
+    return u, v
+
+
+def _projects_into(vertices: np.ndarray, region: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    u, v = _project(vertices, intrinsics)
+    h, w = region.shape
+    with np.errstate(invalid="ignore"):
+        inside = (vertices[:, 2] > 0) & (u > -0.5) & (u < w - 0.5) & (v > -0.5) & (v < h - 0.5)
+    r = np.clip(np.nan_to_num(np.rint(v)), 0, h - 1).astype(np.int64)
+    c = np.clip(np.nan_to_num(np.rint(u)), 0, w - 1).astype(np.int64)
+    return inside & region[r, c]
+
+
+def _nearest_inside(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the (row, col) of the nearest pixel of ``region``."""
+    from scipy.ndimage import distance_transform_edt
+
+    _, (rows, cols) = distance_transform_edt(~region, return_distances=True, return_indices=True)
+    return rows, cols
+
+
+def _keep_inside(
+    vertices: np.ndarray, silhouette: np.ndarray, intrinsics: Intrinsics
+) -> np.ndarray:
+    """Slide vertices that project outside the silhouette sideways onto its nearest pixel.
+
+    Poisson and smoothing round the rim by up to a voxel; moving those vertices at
+    their own depth onto the nearest silhouette pixel's ray removes the overhang
+    without touching the topology (the solid stays watertight).
+    """
+    vertices = np.asarray(vertices, dtype=np.float64)
+    outside = ~_projects_into(vertices, silhouette, intrinsics) & (vertices[:, 2] > 0)
+    if not outside.any():
+        return vertices
+    rows, cols = _nearest_inside(silhouette)
+    u, v = _project(vertices[outside], intrinsics)
+    h, w = silhouette.shape
+    r = np.clip(np.rint(v), 0, h - 1).astype(np.int64)
+    c = np.clip(np.rint(u), 0, w - 1).astype(np.int64)
+    nr, nc = rows[r, c], cols[r, c]
+    z = vertices[outside, 2]
+    moved = vertices.copy()
+    moved[outside, 0] = (nc - intrinsics.cx) * z / intrinsics.fx
+    moved[outside, 1] = (nr - intrinsics.cy) * z / intrinsics.fy
+    return moved
+
+
+def _sample_colors(vertices, rgb, silhouette, intrinsics) -> np.ndarray:
+    """sRGB [0, 1] of the photo at each vertex's pixel (the nearest silhouette pixel if outside)."""
+    u, v = _project(vertices, intrinsics)
+    h, w = silhouette.shape
+    r = np.clip(np.nan_to_num(np.rint(v)), 0, h - 1).astype(np.int64)
+    c = np.clip(np.nan_to_num(np.rint(u)), 0, w - 1).astype(np.int64)
+    off = ~silhouette[r, c]
+    if off.any():
+        rows, cols = _nearest_inside(silhouette)
+        r[off], c[off] = rows[r[off], c[off]], cols[r[off], c[off]]
+    pixels = rgb[r, c]
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / np.float32(255.0)
+    return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
+
+
+def _face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    face_n = np.cross(b - a, c - a)  # area-weighted
+    corners = faces.reshape(-1)
+    n = np.stack(
+        [
+            np.bincount(corners, weights=np.repeat(face_n[:, k], 3), minlength=len(vertices))
+            for k in range(3)
+        ],
+        axis=1,
+    )
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return (n / np.where(length > 0, length, 1.0)).astype(np.float32)
+
+
+def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop vertices no face uses and renumber."""
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces.reshape(-1)] = True
+    remap = np.cumsum(used) - 1
+    return vertices[used], remap[faces]
+
+
+def _to_o3d(mesh: Mesh):
+    import open3d as o3d
+
+    out = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(mesh.vertices.astype(np.float64)),
+        o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)),
+    )
+    out.vertex_colors = o3d.utility.Vector3dVector(mesh.colors.astype(np.float64))
+    return out
+
+
+def _from_o3d(mesh) -> Mesh:
+    return Mesh(
+        np.asarray(mesh.vertices), np.asarray(mesh.triangles), np.asarray(mesh.vertex_colors)
+    )
+
+
+def _taubin(mesh: Mesh, iterations: int) -> Mesh:
+    smoothed = _to_o3d(mesh).filter_smooth_taubin(number_of_iterations=int(iterations))
+    return _from_o3d(smoothed)
+
+
+def _decimate(mesh: Mesh, target_faces: int) -> Mesh:
+    import open3d as o3d
+
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        simple = _to_o3d(mesh).simplify_quadric_decimation(int(target_faces))
+        simple.remove_unreferenced_vertices()
+    return _from_o3d(simple)
