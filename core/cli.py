@@ -358,7 +358,8 @@ def _run(a: argparse.Namespace) -> int:
     reports, failures = [], 0
     for i, (image, target) in enumerate(zip(images, targets, strict=True)):
         prefix = f"[{i + 1}/{len(images)}] " if batch else ""
-        bars = StageBars(prefix, enabled=not a.quiet)
+        # bars only on a terminal: a log file gets the summary lines, not carriage returns
+        bars = StageBars(prefix, enabled=not a.quiet and sys.stderr.isatty())
         t0 = time.perf_counter()
         try:
             result = pipeline.run(image, settings, progress=bars)
