@@ -65,16 +65,32 @@ def _new_session(model: str):
             f"Unknown background-removal model '{model}': use one of {', '.join(sorted(local))}, "
             "or the path of a custom .onnx file."
         )
+    import logging
+
+    import pooch
+
+    # pooch announces every download attempt on stderr (its own, unregistered logger)
+    pooch.get_logger().setLevel(logging.WARNING)
     try:
         return new_session(model)
     except OSError as exc:
+        folder = Path(rembg_home()) / "models" / model
         raise ModelUnavailableError(
-            f"The background-removal model '{model}' could not be downloaded or found. "
-            f"rembg looked in {rembg_home()} and tried to download it ({_first_line(exc)}). "
-            "Connect to the internet once so it can be stored there, copy the model's .onnx file "
-            "into that folder, pass your own file with --rembg-model FILE.onnx, or use the "
-            "weight-free --segment key for photos on a plain background."
+            f"The background-removal model '{model}' is not in {folder} and could not be "
+            f"downloaded ({_network_reason(exc)}). Connect to the internet once so it is stored "
+            f"there, copy {model}.onnx into that folder, pass your own file with "
+            "--rembg-model FILE.onnx, or use the weight-free --segment key for photos on a plain "
+            "background."
         ) from None
+
+
+def _network_reason(exc: BaseException) -> str:
+    text = str(exc)
+    if any(
+        k in text for k in ("Max retries", "NameResolution", "Connection", "resolve", "timed out")
+    ):
+        return "the download server cannot be reached"
+    return _first_line(exc)
 
 
 def _custom_session(path: Path):
