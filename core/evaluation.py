@@ -46,7 +46,7 @@ def spill(
     intrinsics: Intrinsics,
     *,
     dilation: int = SPILL_DILATION_PX,
-    samples: int = 200_000,
+    samples: int = 100_000,
     seed: int = 0,
 ) -> float:
     """Share of the mesh's surface area that projects outside the silhouette.

@@ -17,6 +17,10 @@ MIN_POINTS = 16
 #: would explain are a discontinuity (a silhouette or an occlusion), not one surface.
 EDGE_ANGLE_DEG = 88.0
 
+#: Pixels whose back-projected point lies farther than this (in the depth's unit) from the
+#: camera are no reading, leaving float32 headroom for every later step.
+MAX_COORDINATE = 1e30
+
 #: A point closer than this many pixel footprints (z / f) to the surface around it is
 #: never an outlier, however clean (and so narrow) the rest of the depth map is.
 OUTLIER_FLOOR = 2.0
@@ -77,8 +81,10 @@ def point_cloud(
     sub = valid[box]
     z = np.where(sub, depth[box], np.nan).astype(np.float64)
     grid = backproject(z, intrinsics, origin=(int(rows[0]), int(cols[0])))
-    # Depths near float32's limit overflow once multiplied out; such pixels are no reading.
-    sub &= np.isfinite(grid).all(axis=-1)
+    # Points beyond MAX_COORDINATE would overflow float32 once the back surface and
+    # Poisson's cube are added; no real depth map (in any unit) gets there.
+    with np.errstate(invalid="ignore"):
+        sub &= (np.abs(grid) < MAX_COORDINATE).all(axis=-1)
 
     threshold = default_edge_threshold(intrinsics) if edge_threshold is None else edge_threshold
     if math.isfinite(threshold):
@@ -233,6 +239,10 @@ def _drop_statistical_outliers(
     radius = max(1, math.ceil((math.sqrt(neighbors + 1) - 1) / 2))
     size = 2 * radius + 1
     p = np.where(valid[..., None], grid, 0.0).astype(np.float32)
+    # The score is a ratio, so unit scale changes nothing but keeps products finite.
+    extent = float(np.max(np.abs(p)))
+    if extent > 0:
+        p /= np.float32(extent)
     weight = valid.astype(np.float32)
     box = {"ksize": (size, size), "normalize": False, "borderType": cv2.BORDER_CONSTANT}
     total = cv2.boxFilter(p, -1, **box) - p
