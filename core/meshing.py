@@ -278,9 +278,12 @@ def _poisson_mesh(cloud, silhouette, intrinsics, closed, level, thickness, threa
     import open3d as o3d
 
     points = cloud.points.astype(np.float64)
-    normals = cloud.normals.astype(np.float64) if cloud.normals is not None else None
-    if normals is None:
-        raise InputError("The point cloud has no normals; build it with point_cloud().")
+    if cloud.normals is not None:
+        normals = cloud.normals.astype(np.float64)
+    else:
+        grid = np.zeros(cloud.valid.shape + (3,), dtype=np.float64)
+        grid[cloud.pixels[:, 0], cloud.pixels[:, 1]] = points
+        normals = grid_normals(grid, cloud.valid)[cloud.pixels[:, 0], cloud.pixels[:, 1]]
     if closed:
         report(0.1, "Building the back surface")
         back, back_normals = _back_cloud(cloud, silhouette, intrinsics, thickness)

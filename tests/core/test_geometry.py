@@ -24,7 +24,7 @@ from core.evaluation import (
 )
 from core.mesh import Mesh
 from core.meshing import reconstruct_surface, thickness_map
-from core.pointcloud import point_cloud
+from core.pointcloud import PointCloud, point_cloud
 from core.synthetic import SCENE_NAMES, make_scene, save_scene
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -352,6 +352,26 @@ def test_decimation_hits_the_target_and_keeps_colours():
     assert scores["watertight"] == ("Simplifying opened" not in " ".join(info["warnings"]))
 
 
+def test_decimating_the_closed_poisson_solid_keeps_it_closed_and_coloured():
+    s = scene("toy")
+    mesh, info = reconstruct_surface(
+        cloud("toy"), s.depth, s.rgb, s.mask, s.intrinsics, poisson_depth=6, target_faces=3000
+    )
+    assert 0.9 * 3000 <= mesh.n_faces <= 3000
+    scores = score(mesh, s)
+    assert scores["watertight"] and info["warnings"] == []
+    assert scores["color_error"] < 0.01
+    assert scores["completeness"] >= 0.95 and scores["spill"] <= 0.05
+
+
+def test_a_cloud_without_normals_still_meshes():
+    s = scene("torus")
+    pc = cloud("torus")
+    bare = PointCloud(pc.points, pc.colors, None, pc.pixels, pc.valid)
+    mesh, info = reconstruct_surface(bare, s.depth, s.rgb, s.mask, s.intrinsics, poisson_depth=5)
+    assert info["watertight"] and score(mesh, s)["spill"] <= 0.05
+
+
 def test_smoothing_keeps_a_closed_solid_closed():
     s = scene("torus")
     mesh, info = reconstruct_surface(
@@ -478,5 +498,4 @@ def test_any_input_gives_a_valid_mesh_or_a_readable_error(data):
             assert str(exc).endswith(".") and len(str(exc)) > 20
             continue
         check_valid_mesh(mesh)
-        if options.get("closed", True):
-            assert info["watertight"] == is_watertight(mesh)
+        assert info["watertight"] == is_watertight(mesh)
