@@ -32,3 +32,7 @@ class Cancelled(Img2MeshError):
 
     def __init__(self, message: str = "Reconstruction cancelled.") -> None:
         super().__init__(message)
+
+
+class MissingExtraError(Img2MeshError):
+    """An optional feature's packages are not installed (e.g. diffusers for text prompts)."""

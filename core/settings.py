@@ -9,6 +9,7 @@ from .errors import OptionError
 
 DEFAULT_DEPTH_MODEL = "vinvino02/glpn-nyu"
 DEFAULT_REMBG_MODEL = "u2net"
+DEFAULT_T2I_MODEL = "stabilityai/sd-turbo"  # text prompts; licence and why: core/text2image.py
 
 SEGMENT_METHODS = ("rembg", "key", "none")
 DEPTH_METHODS = ("model", "inflate", "map")
