@@ -24,6 +24,7 @@ STAGE_LABELS = {
     "depth": "Estimating depth",
     "pointcloud": "Building point cloud",
     "mesh": "Meshing",
+    "generate": "Generating image",  # before "load", only for a text prompt (run_prompt)
 }
 
 #: progress(stage, fraction of that stage done in [0, 1], message)
@@ -89,6 +90,7 @@ class Result:
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "total_s": round(self.total_seconds, 4),
             "warnings": list(self.warnings),
+            **({"generated": self.info["generated"]} if "generated" in self.info else {}),
         }
 
 
@@ -99,6 +101,7 @@ class Pipeline:
         self._estimators: dict[tuple, object] = {}
         self._remover = None
         self._cache_dir = cache_dir
+        self._generators: dict[tuple, object] = {}
 
     # -- models -------------------------------------------------------------------------
     def depth_estimator(self, settings: Settings):
@@ -120,6 +123,15 @@ class Pipeline:
                 resolution=settings.depth_resolution,
             )
         return self._estimators[key]
+
+    def text_to_image(self, model: str | None = None, model_dir=None, device: str = "auto"):
+        """The text-to-image model for these options, loaded on first use and kept."""
+        from .text2image import DEFAULT_T2I_MODEL, TextToImage
+
+        key = (model or DEFAULT_T2I_MODEL, str(model_dir) if model_dir else None, device)
+        if key not in self._generators:
+            self._generators[key] = TextToImage(key[0], model_dir=model_dir, device=device)
+        return self._generators[key]
 
     def _cache(self):
         from .cache import DiskCache
@@ -235,6 +247,101 @@ class Pipeline:
         info.update({f"mesh_{k}": v for k, v in mesh_info.items()})
         mesh, camera = to_output_frame(mesh_cam, K, source)
         return Result(mesh, camera, photo, mask, depth, metric, s, timings, warnings, info)
+
+    # -- text prompts -------------------------------------------------------------------
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        model_dir: str | Path | None = None,
+        device: str = "auto",
+        seed: int = 0,
+        steps: int | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        raw_prompt: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> tuple[np.ndarray, dict]:
+        """Picture for a text prompt: (H, W, 3) uint8 RGB and what made it (see core.text2image).
+
+        ``progress`` is called as for :meth:`run`, with the stage "generate".
+        """
+        from .text2image import check_prompt, require_diffusers
+
+        check_prompt(prompt)
+        require_diffusers()
+        gen = self.text_to_image(model, model_dir, device)
+        label = STAGE_LABELS["generate"]
+
+        def report(fraction: float, message: str) -> None:
+            if cancel is not None and cancel():
+                raise Cancelled("Image generation cancelled.")
+            if progress is not None:
+                progress("generate", fraction, message)
+
+        if not gen.loaded:
+            report(0.0, f"Loading {model_dir or gen.model_id}")
+            gen.load()
+
+        def on_step(done: int, total: int) -> None:
+            # the decoder runs after the last step: keep the last tenth for it
+            message = f"{label} ({done}/{total})" if done < total else "Decoding image"
+            report(0.05 + 0.85 * done / total, message)
+
+        rgb, info = gen.generate(
+            prompt,
+            seed=seed,
+            steps=steps,
+            width=width,
+            height=height,
+            raw_prompt=raw_prompt,
+            progress=on_step,
+            cancel=cancel,
+        )
+        report(1.0, label)
+        return rgb, info
+
+    def run_prompt(
+        self,
+        prompt: str,
+        picture: str | Path,
+        settings: Settings | None = None,
+        *,
+        overwrite: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        **generate_options,
+    ) -> Result:
+        """Text prompt to mesh: generate a picture, save it as ``picture`` (PNG), reconstruct it.
+
+        The picture goes through exactly the photo pipeline (:meth:`run` on the file).
+        If anything fails or is cancelled, the picture is removed again, so an
+        unfinished run leaves no files. ``generate_options`` are :meth:`generate`'s
+        (model, model_dir, seed, steps, width, height, raw_prompt); the device is
+        the settings'. The result's ``info["generated"]`` says how the picture was made.
+        """
+        from .export import check_target
+        from .text2image import save_picture
+
+        s = settings or Settings()
+        picture = Path(picture)
+        check_target(picture, overwrite=overwrite)
+        t0 = time.perf_counter()
+        rgb, info = self.generate(
+            prompt, device=s.device, progress=progress, cancel=cancel, **generate_options
+        )
+        seconds = time.perf_counter() - t0
+        save_picture(rgb, picture, info, overwrite=overwrite)
+        try:
+            result = self.run(picture, s, progress=progress, cancel=cancel)
+        except BaseException:
+            picture.unlink(missing_ok=True)
+            raise
+        result.info["generated"] = {**info, "picture": str(picture)}
+        result.timings = {"generate": seconds, **result.timings}
+        return result
 
     # -- stages -------------------------------------------------------------------------
     @staticmethod
