@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Img2MeshError, ModelUnavailableError, OptionError, OutputError
-from .settings import DEFAULT_DEPTH_MODEL, DEFAULT_REMBG_MODEL, Settings
+from .settings import DEFAULT_DEPTH_MODEL, DEFAULT_REMBG_MODEL, DEFAULT_T2I_MODEL, Settings
 
 MESH_FORMATS = (".ply", ".obj", ".glb")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  img2mesh a.jpg b.png photos/ -o meshes/ --format glb\n"
             "  img2mesh product.jpg --segment key --depth inflate -o flat.ply   (no model weights needed)\n"
             "  img2mesh color.png --depth-map depth.png --focal-px 525 --mesh grid -o scan.ply\n"
+            '  img2mesh --prompt "a red toy car" -o car.ply   (writes car.png too; needs img2mesh[text])\n'
             "Coordinates: Z up, the camera looks along +Y, metres when the depth is metric."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,6 +56,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"img2mesh {__version__}")
     p.add_argument(
         "--where", action="store_true", help="print where models and caches are stored, then exit"
+    )
+
+    g = p.add_argument_group(
+        "text prompt", 'instead of photos: generate the picture (pip install "img2mesh[text]")'
+    )
+    g.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        help="describe one object; its picture is saved beside the mesh (MESH's name with .png) "
+        "and reconstructed like a photo (default output: the prompt's words with .ply)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="noise seed: the same seed gives the same picture (default: 0)",
+    )
+    g.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="denoising steps (default: the model's own; 1 for SD-Turbo)",
+    )
+    g.add_argument(
+        "--t2i-model",
+        metavar="ID",
+        help=f"diffusers text-to-image model id (default: {DEFAULT_T2I_MODEL})",
+    )
+    g.add_argument(
+        "--t2i-model-dir",
+        metavar="DIR",
+        help="local folder holding the text-to-image model (offline use)",
+    )
+    g.add_argument(
+        "--raw-prompt",
+        action="store_true",
+        help="use the prompt as written, without asking for one whole object on a plain background",
     )
 
     g = p.add_argument_group("image")
@@ -129,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         choices=["auto", "cpu", "cuda", "mps"],
         default="auto",
-        help="where the depth network runs (default: auto = cuda, mps, cpu)",
+        help="where the networks run (default: auto = cuda, mps, cpu)",
     )
 
     g = p.add_argument_group("camera")
@@ -318,10 +356,15 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in describe().items():
             print(f"{k}: {v}")
         return 0
-    if not a.inputs:
-        parser.error("give at least one image (or --where)")
+    prompt_only = ("seed", "steps", "t2i_model", "t2i_model_dir", "raw_prompt")
+    if a.prompt is None and any(getattr(a, k) not in (None, False) for k in prompt_only):
+        parser.error("--seed, --steps, --t2i-model, --t2i-model-dir and --raw-prompt need --prompt")
+    if a.prompt is not None and a.inputs:
+        parser.error("give either images or --prompt, not both")
+    if not a.inputs and a.prompt is None:
+        parser.error("give at least one image, or --prompt TEXT (or --where)")
     try:
-        return _run(a)
+        return _run(a) if a.prompt is None else _run_prompt(a)
     except ModelUnavailableError as exc:
         _error(str(exc))
         return EXIT_MODEL
@@ -403,3 +446,84 @@ def _run(a: argparse.Namespace) -> int:
     if batch and len(images) > 1:
         print(f"{len(images) - failures} of {len(images)} images reconstructed.")
     return EXIT_ERROR if failures else 0
+
+
+def _run_prompt(a: argparse.Namespace) -> int:
+    """--prompt: generate the picture, save it beside the mesh, reconstruct it like a photo."""
+    from .text2image import check_prompt, prompt_slug, require_diffusers
+
+    settings = settings_from_args(a)
+    prompt = check_prompt(a.prompt)
+    target = plan_outputs([Path(prompt_slug(prompt) + ".png")], a, batch=False)[0]
+    picture = target.with_suffix(".png")
+    report_path = Path(a.report) if a.report else None
+    planned = [target, picture]
+    if not a.no_preview:
+        planned.append(preview_path(target))
+    if report_path:
+        planned.append(report_path)
+    if len({p.resolve() for p in planned}) < len(planned):
+        raise OptionError(
+            f"The mesh, picture, preview and report paths must differ ({target.name})."
+        )
+    check_writable(planned, a.overwrite)
+    require_diffusers()
+
+    from .export import atomic_write, write_mesh
+    from .pipeline import Pipeline
+    from .preview import write_preview
+
+    bars = StageBars("", enabled=not a.quiet and sys.stderr.isatty())
+    t0 = time.perf_counter()
+    written: list[Path] = []
+    try:
+        result = Pipeline().run_prompt(
+            prompt,
+            picture,
+            settings,
+            overwrite=a.overwrite,
+            progress=bars,
+            model=a.t2i_model,
+            model_dir=a.t2i_model_dir,
+            seed=a.seed or 0,
+            steps=a.steps,
+            raw_prompt=a.raw_prompt,
+        )
+        written.append(picture)  # from here on, a failure removes the picture too
+        bars("write", 0.0, "Writing files")
+        t1 = time.perf_counter()
+        written.append(write_mesh(result.mesh, target, overwrite=a.overwrite))
+        if not a.no_preview:
+            written.append(
+                write_preview(
+                    result.mesh, preview_path(target), camera=result.camera, overwrite=a.overwrite
+                )
+            )
+        result.timings["write"] = time.perf_counter() - t1
+        report = result.report()
+        report["outputs"] = [str(p) for p in written]
+        if report_path:
+            text = json.dumps(report, indent=2).encode()
+            written.append(
+                atomic_write(report_path, lambda f: f.write(text), overwrite=a.overwrite)
+            )
+        bars("write", 1.0, "Writing files")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        bars.close()
+    for w in result.warnings:
+        print(f"img2mesh: warning: {w}", file=sys.stderr)
+    gen = result.info["generated"]
+    print(
+        f"{picture.name}: generated by {gen['model']} (seed {gen['seed']}, {gen['steps']} "
+        f"step{'s' if gen['steps'] != 1 else ''}, {gen['width']}x{gen['height']})"
+    )
+    print(
+        f"{target.name}: {result.mesh.n_faces:,} faces, {result.mesh.n_vertices:,} vertices, "
+        f"{'open surface' if a.open or a.mesh == 'grid' else 'closed solid'}, "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    return 0
