@@ -79,7 +79,10 @@ def install_in_hf_cache(model_dir: Path, repo_id: str, cache: Path) -> None:
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     for f in model_dir.iterdir():
-        shutil.copy2(f, snap / f.name)
+        if f.is_dir():  # diffusers pipelines keep one folder per component
+            shutil.copytree(f, snap / f.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(f, snap / f.name)
 
 
 def export_tiny_segmenter(path: Path) -> Path:
@@ -120,13 +123,107 @@ def export_tiny_segmenter(path: Path) -> Path:
     return path
 
 
+def save_tiny_text2image(folder: Path) -> Path:
+    """A Stable-Diffusion-style text-to-image pipeline at toy sizes (UNet, VAE, CLIP text
+    encoder, a byte-level CLIP tokenizer, Euler scheduler), saved as a diffusers download is.
+
+    Its pictures are noise, but they are made by the real code path: latents 8x smaller
+    than the picture, text conditioning, seeded denoising steps and per-step callbacks.
+    """
+    import json
+    import tempfile
+
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=(2, 4),
+        norm_num_groups=4,
+    )
+    vae = AutoencoderKL(  # four blocks: latents 8x smaller than the picture, as in SD
+        block_out_channels=(4, 4, 8, 8),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=64,
+    )
+    # A random decoder draws grey noise; lean it towards one colour (brick red) so that tests
+    # can tell the picture's colours in a mesh from a default grey.
+    with torch.no_grad():
+        vae.decoder.conv_out.weight.mul_(0.3)
+        vae.decoder.conv_out.bias.copy_(torch.tensor([0.6, -0.5, -0.6]))
+    # CLIP's byte-level BPE with no merges: every byte is a token, as in the real vocabulary.
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(256 - len(printable))]
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab, merges = Path(tmp) / "vocab.json", Path(tmp) / "merges.txt"
+        vocab.write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+        merges.write_text("#version: 0.2\n", encoding="utf-8")
+        # no merges, so a token per character: room for the wrapped prompt (CLIP's 77 is words)
+        tokenizer = CLIPTokenizer(str(vocab), str(merges), model_max_length=256)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokens),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=256,
+            projection_dim=16,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="trailing",  # as SD-Turbo's
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def main(out: Path) -> None:
-    """Write tiny-glpn/, tiny-depth-anything/ and tiny_seg.onnx into ``out``."""
+    """Write tiny-glpn/, tiny-depth-anything/, tiny_seg.onnx and (with diffusers) tiny-text2image/ into ``out``."""
+    import importlib.util
+
     out.mkdir(parents=True, exist_ok=True)
-    for name, make in (
-        ("tiny-glpn", save_tiny_glpn),
-        ("tiny-depth-anything", save_tiny_depth_anything),
-    ):
+    makers = [("tiny-glpn", save_tiny_glpn), ("tiny-depth-anything", save_tiny_depth_anything)]
+    if importlib.util.find_spec("diffusers") is not None:
+        makers.append(("tiny-text2image", save_tiny_text2image))
+    for name, make in makers:
         (out / name).mkdir(exist_ok=True)
         make(out / name)
     export_tiny_segmenter(out / "tiny_seg.onnx")
