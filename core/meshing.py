@@ -620,8 +620,14 @@ def _face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    face_n = np.cross(b - a, c - a)  # area-weighted
+    v = np.asarray(vertices, dtype=np.float64)
+    a = v[faces[:, 0]]
+    e1 = v[faces[:, 1]] - a
+    e2 = v[faces[:, 2]] - a
+    face_n = np.empty_like(e1)  # area-weighted
+    face_n[:, 0] = e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1]
+    face_n[:, 1] = e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2]
+    face_n[:, 2] = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     corners = faces.reshape(-1)
     n = np.stack(
         [

@@ -62,8 +62,10 @@ def point_cloud(
     edge_threshold: relative depth jump (share of the depth) between neighbouring pixels
     above which the farther pixel is dropped as a flying pixel; None chooses it from the
     focal length (see :data:`EDGE_ANGLE_DEG`); ``math.inf`` keeps every pixel.
-    Outliers are removed with Open3D's statistical filter (``outlier_neighbors``,
-    ``outlier_std``; ``outlier_neighbors=0`` skips it).
+    Statistical outlier removal then drops points standing off the surface of their
+    ``outlier_neighbors`` nearest pixels by more than ``outlier_std`` standard
+    deviations (``outlier_neighbors=0`` skips it; see :func:`_drop_statistical_outliers`).
+    Normals come from the depth grid and face the camera.
     """
     depth, rgb, mask = _checked(depth, rgb, mask, intrinsics)
 
