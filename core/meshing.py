@@ -243,7 +243,15 @@ def _inflate(inside: np.ndarray) -> np.ndarray:
 
 
 def _back_cloud(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsics, thickness):
-    """The back surface: each front point pushed along its ray by the thickness at its pixel."""
+    """Samples closing the visible surface into a solid: the back surface and the rim wall.
+
+    Each front point is pushed along its own ray by the thickness at its pixel (so it
+    still projects there). Where the silhouette's outermost pixels have points, the
+    gap between front and back is sampled too, with normals across the ray pointing
+    out of the silhouette: at a rim the true surface runs along the viewing rays,
+    and without these samples Poisson bulges the unsupported gap out of the
+    silhouette (8-11% of the area on the oracle scenes).
+    """
     t = thickness_map(silhouette, share=thickness)
     focal = math.sqrt(intrinsics.fx * intrinsics.fy)
     r, c = cloud.pixels[:, 0], cloud.pixels[:, 1]
@@ -253,7 +261,51 @@ def _back_cloud(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsic
     grid = np.zeros(cloud.valid.shape + (3,), dtype=np.float64)
     grid[r, c] = cloud.points * scale[:, None]
     normals = grid_normals(grid, cloud.valid, toward_camera=False)
-    return grid[r, c], normals[r, c]
+    wall, wall_normals = _rim_wall(cloud, silhouette, t, intrinsics)
+    return (
+        np.concatenate([grid[r, c], wall]),
+        np.concatenate([normals[r, c].astype(np.float64), wall_normals]),
+    )
+
+
+def _rim_wall(cloud: PointCloud, silhouette: np.ndarray, t: np.ndarray, intrinsics: Intrinsics):
+    """Points between front and back along the rays of the silhouette's outermost pixels."""
+    import cv2
+
+    inside = silhouette.astype(np.uint8)
+    core_ = cv2.erode(
+        inside, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    rim = cloud.valid[cloud.pixels[:, 0], cloud.pixels[:, 1]] & ~(
+        core_[cloud.pixels[:, 0], cloud.pixels[:, 1]] > 0
+    )
+    if not rim.any():
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    r, c = cloud.pixels[rim, 0], cloud.pixels[rim, 1]
+    front = cloud.points[rim].astype(np.float64)
+    depth_px = t[r, c].astype(np.float64)
+    # About one sample per pixel of wall height, at most 64 per rim pixel.
+    counts = np.clip(np.ceil(depth_px), 1, 64).astype(np.int64)
+    owner = np.repeat(np.arange(len(r)), counts)
+    starts = np.cumsum(counts) - counts
+    step = (np.arange(owner.size) - starts[owner] + 0.5) / counts[owner]
+    focal = math.sqrt(intrinsics.fx * intrinsics.fy)
+    points = front[owner] * (1.0 + step * depth_px[owner] / focal)[:, None]
+
+    # Outward in the image: down the gradient of the blurred silhouette.
+    blurred = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 1.5)
+    gu = -cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3)[r, c].astype(np.float64)
+    gv = -cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3)[r, c].astype(np.float64)
+    z = front[:, 2]
+    lateral = np.stack([gu * z / intrinsics.fx, gv * z / intrinsics.fy, np.zeros_like(z)], axis=1)
+    ray = front / np.linalg.norm(front, axis=1, keepdims=True)
+    # Across the ray: the wall itself runs along it.
+    lateral -= np.sum(lateral * ray, axis=1, keepdims=True) * ray
+    length = np.linalg.norm(lateral, axis=1, keepdims=True)
+    good = (length[:, 0] > 0) & np.isfinite(length[:, 0])
+    lateral = np.where(good[:, None], lateral / np.where(good[:, None], length, 1.0), 0.0)
+    keep = good[owner]
+    return points[keep], lateral[owner][keep]
 
 
 # --- Poisson ----------------------------------------------------------------------------------
