@@ -1,0 +1,242 @@
+"""The reconstruction worker: ``python -m core.worker`` serves Pipeline runs over JSON lines (docs/worker-protocol.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+
+#: Version of the request/event protocol; bumped when a message changes meaning.
+PROTOCOL = 1
+#: Version of the result file layout written (docs/result-format.md).
+RESULT_FORMAT = 1
+
+#: Share of the whole run each stage takes, for one overall progress fraction.
+_STAGE_WEIGHTS = {"load": 0.05, "segment": 0.15, "depth": 0.35, "pointcloud": 0.1, "mesh": 0.35}
+
+
+def go_offline() -> None:
+    """No network from this process: Blender's "Allow Online Access" is off.
+
+    The Hugging Face hub honours HF_HUB_OFFLINE; rembg's downloader does not, so
+    connections are refused at the socket, and a missing model becomes the core's
+    usual ModelUnavailableError instead of a download.
+    """
+    import socket
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("online access is turned off, so nothing is downloaded")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    socket.socket.connect_ex = refuse  # type: ignore[method-assign]
+    socket.create_connection = refuse  # type: ignore[assignment]
+
+
+def protocol_stream() -> IO[str]:
+    """The real stdout, for protocol lines only; fd 1 then points at stderr.
+
+    Libraries print to stdout (open3d from C++, some from Python); at the file
+    descriptor level their output goes to stderr, so the protocol stays clean.
+    """
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays, paths: as JSON values."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+class Worker:
+    """Reads requests, runs them one at a time, writes events; models stay loaded in between."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self._pipeline = None
+
+    @property
+    def pipeline(self):
+        if self._pipeline is None:
+            from .pipeline import Pipeline
+
+            self._pipeline = Pipeline()
+        return self._pipeline
+
+    def emit(self, event: str, request_id: Any = None, **fields: Any) -> None:
+        message = {"event": event, "id": request_id, **fields}
+        self.out.write(json.dumps(message, default=_jsonable) + "\n")
+        self.out.flush()
+
+    def ready(self, request_id: Any = None) -> None:
+        loaded = []
+        if self._pipeline is not None:
+            loaded = [est.source for est in self._pipeline._estimators.values() if est.loaded]
+        self.emit(
+            "ready",
+            request_id,
+            protocol=PROTOCOL,
+            img2mesh_version=__version__,
+            python=sys.version.split()[0],
+            executable=sys.executable,
+            pid=os.getpid(),
+            loaded_models=loaded,
+        )
+
+    def serve(self, lines) -> int:
+        self.ready()
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                self.emit("error", None, kind="ProtocolError", message=f"Bad request ({exc}).")
+                continue
+            kind, request_id = request.get("request"), request.get("id")
+            if kind == "shutdown":
+                return 0
+            if kind == "ping":
+                self.ready(request_id)
+            elif kind == "reconstruct":
+                self.reconstruct(request_id, request)
+            else:
+                self.emit(
+                    "error",
+                    request_id,
+                    kind="ProtocolError",
+                    message=f"Unknown request {kind!r}: use reconstruct, ping or shutdown.",
+                )
+        return 0  # stdin closed: the add-on has gone
+
+    def reconstruct(self, request_id: Any, request: dict) -> None:
+        from .errors import Img2MeshError, OptionError, OutputError
+        from .settings import Settings
+
+        started = time.perf_counter()
+        try:
+            image, output = request.get("image"), request.get("output")
+            if not image or not output:
+                raise OptionError("A reconstruct request needs an image and an output path.")
+            settings = Settings.from_dict(request.get("settings") or {})
+            folder = Path(output).parent
+            if not folder.is_dir():
+                raise OutputError(f"The result folder '{folder}' does not exist.")
+
+            def progress(stage: str, fraction: float, message: str) -> None:
+                self.emit(
+                    "progress",
+                    request_id,
+                    stage=stage,
+                    fraction=round(float(fraction), 4),
+                    overall=round(_overall(stage, fraction), 4),
+                    message=message,
+                )
+
+            result = self.pipeline.run(image, settings, progress=progress)
+            write_result(result, Path(output))
+        except Img2MeshError as exc:
+            self.emit("error", request_id, kind=type(exc).__name__, message=str(exc))
+            return
+        except MemoryError:
+            self.emit(
+                "error",
+                request_id,
+                kind="MemoryError",
+                message="The reconstruction ran out of memory; try a smaller working size.",
+            )
+            return
+        except Exception as exc:  # a bug: say so in one sentence, details on stderr
+            traceback.print_exc(file=sys.stderr)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            self.emit(
+                "error",
+                request_id,
+                kind="InternalError",
+                message=f"The reconstruction failed unexpectedly ({type(exc).__name__}"
+                f"{': ' + reason if reason else ''}); the worker's log has the details.",
+            )
+            return
+        self.emit(
+            "done",
+            request_id,
+            result=str(output),
+            name=Path(image).stem,
+            summary=result.summary(),
+            faces=result.mesh.n_faces,
+            vertices=result.mesh.n_vertices,
+            warnings=list(result.warnings),
+            report=result.report(),
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+
+def _overall(stage: str, fraction: float) -> float:
+    done = 0.0
+    for name, weight in _STAGE_WEIGHTS.items():
+        if name == stage:
+            return done + weight * min(max(fraction, 0.0), 1.0)
+        done += weight
+    return done
+
+
+def write_result(result, path: Path) -> None:
+    """The result ``.npz`` as docs/result-format.md lays it out, written atomically."""
+    import numpy as np
+
+    from .errors import OutputError
+
+    mesh, camera = result.mesh, result.camera
+    arrays = {
+        "vertices": mesh.vertices,
+        "faces": mesh.faces,
+        "colors": mesh.colors,
+        "intrinsics": np.array(json.dumps(camera.intrinsics.to_dict())),
+        "camera_location": np.asarray(camera.location, dtype=np.float64),
+        "camera_rotation": np.asarray(camera.rotation_euler, dtype=np.float64),
+        "image_path": np.array(str(Path(result.photo.path).resolve()) if result.photo.path else ""),
+        "format_version": np.int32(RESULT_FORMAT),
+        "fov_source": np.array(camera.source),
+    }
+    if mesh.normals is not None:
+        arrays["normals"] = mesh.normals
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OutputError(
+            f"The result cannot be written to '{path}' ({exc.strerror or exc})."
+        ) from None
+
+
+def main() -> int:
+    out = protocol_stream()
+    if os.environ.get("IMG2MESH_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        go_offline()
+    try:
+        return Worker(out).serve(sys.stdin)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The reconstruction worker (``python -m core.worker``) as the add-on sees it: JSON lines in and out."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.worker import PROTOCOL
+
+REPO = Path(__file__).resolve().parents[2]
+TOY = REPO / "examples" / "toy.jpg"
+WEIGHT_FREE = {"segment": "key", "depth": "inflate", "mesh": "grid", "max_size": 96}
+
+
+class Worker:
+    """A worker subprocess with a reader thread, as the add-on runs it."""
+
+    def __init__(self, env: dict | None = None, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-u", "-m", "core.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.raw: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.raw.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def send(self, **request) -> None:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+
+    def event(self, timeout: float = 120) -> dict:
+        line = self.lines.get(timeout=timeout)
+        assert line is not None, f"the worker ended: {self.proc.stderr.read()}"
+        return json.loads(line)
+
+    def until(self, kinds: set[str]) -> list[dict]:
+        events = []
+        while True:
+            events.append(self.event())
+            if events[-1]["event"] in kinds:
+                return events
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            self.send(request="shutdown")
+        code = self.proc.wait(30)
+        self.proc.stderr.close()
+        return code
+
+
+@pytest.fixture
+def worker(tmp_path):
+    w = Worker(cwd=tmp_path)
+    yield w
+    if w.proc.poll() is None:
+        w.proc.kill()
+        w.proc.wait()
+
+
+def test_ready_then_reconstruct_writes_the_documented_result(worker, tmp_path):
+    ready = worker.event()
+    assert ready["event"] == "ready" and ready["id"] is None
+    assert ready["protocol"] == PROTOCOL == 1
+    assert ready["pid"] == worker.proc.pid and ready["loaded_models"] == []
+
+    worker.send(request="ping", id=7)
+    assert worker.event() | {"pid": 0} == ready | {"id": 7, "pid": 0}
+
+    out = tmp_path / "result.npz"
+    worker.send(
+        request="reconstruct", id="r1", image=str(TOY), output=str(out), settings=WEIGHT_FREE
+    )
+    events = worker.until({"done", "error"})
+    done, progress = events[-1], events[:-1]
+    assert done["event"] == "done", done
+    assert all(e["event"] == "progress" and e["id"] == "r1" for e in progress)
+    stages = [e["stage"] for e in progress]
+    assert list(dict.fromkeys(stages)) == ["load", "segment", "depth", "pointcloud", "mesh"]
+    overall = [e["overall"] for e in progress]
+    assert overall == sorted(overall) and overall[-1] == 1.0
+    assert all(isinstance(e["message"], str) and e["message"] for e in progress)
+
+    assert done["result"] == str(out) and done["name"] == "toy"
+    assert done["summary"].startswith("toy.jpg: ") and "faces" in done["summary"]
+    assert done["report"]["settings"]["mesh"] == "grid"
+    assert not list(tmp_path.glob("*.partial"))
+
+    with np.load(out, allow_pickle=False) as npz:
+        r = {k: npz[k] for k in npz.files}
+    assert r["vertices"].dtype == np.float32 and r["vertices"].shape == (done["vertices"], 3)
+    assert r["faces"].dtype == np.int32 and r["faces"].shape == (done["faces"], 3)
+    assert r["colors"].dtype == np.float32 and r["colors"].shape == r["vertices"].shape
+    assert r["colors"].min() >= 0.0 and r["colors"].max() <= 1.0
+    intrinsics = json.loads(str(r["intrinsics"]))
+    assert set(intrinsics) == {"fx", "fy", "cx", "cy", "width", "height"}
+    assert max(intrinsics["width"], intrinsics["height"]) == 96
+    assert r["camera_location"].shape == (3,) and r["camera_location"].dtype == np.float64
+    np.testing.assert_allclose(r["camera_rotation"], [np.pi / 2, 0, 0])
+    assert str(r["image_path"]) == str(TOY.resolve())
+    assert int(r["format_version"]) == 1
+    assert worker.close() == 0
+
+
+def test_errors_are_one_sentence_and_the_worker_carries_on(worker, tmp_path):
+    worker.event()  # ready
+    out = str(tmp_path / "r.npz")
+    worker.send(request="reconstruct", id=1, image=str(tmp_path / "nope.jpg"), output=out)
+    error = worker.until({"done", "error"})[-1]
+    assert error == {
+        "event": "error",
+        "id": 1,
+        "kind": "InputError",
+        "message": f"The image '{tmp_path / 'nope.jpg'}' does not exist.",
+    }
+    worker.send(request="reconstruct", id=2, image=str(TOY), output=out, settings={"meshh": 1})
+    assert worker.event() | {"message": ""} == {
+        "event": "error",
+        "id": 2,
+        "kind": "OptionError",
+        "message": "",
+    }
+    worker.send(request="reconstruct", id=3, image=str(TOY), output=str(tmp_path / "no" / "r.npz"))
+    error = worker.event()
+    assert error["kind"] == "OutputError" and "does not exist" in error["message"]
+    worker.send(request="explode", id=4)
+    assert worker.event()["kind"] == "ProtocolError"
+    worker.proc.stdin.write("not json\n")
+    worker.proc.stdin.flush()
+    assert worker.event() | {"message": ""} == {
+        "event": "error",
+        "id": None,
+        "kind": "ProtocolError",
+        "message": "",
+    }
+    assert not Path(out).exists()
+    worker.send(request="ping", id=5)
+    assert worker.event()["event"] == "ready"
+    # The protocol stream held nothing but JSON events.
+    assert all(json.loads(line)["event"] for line in worker.raw)
+    assert worker.close() == 0
+
+
+def test_worker_exits_when_blender_goes(worker):
+    worker.event()
+    worker.proc.stdin.close()  # what happens when Blender quits or crashes
+    assert worker.proc.wait(30) == 0
+
+
+def test_library_output_goes_to_stderr_not_into_the_protocol():
+    code = (
+        "import os, sys\n"
+        "from core.worker import protocol_stream\n"
+        "out = protocol_stream()\n"
+        "print('python noise')\n"
+        "sys.stdout.flush()\n"
+        "os.write(1, b'C-level noise\\n')\n"
+        'out.write(\'{"event": "ready"}\\n\')\n'
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == '{"event": "ready"}\n'
+    assert "python noise" in run.stderr and "C-level noise" in run.stderr
+
+
+def test_offline_worker_reports_a_missing_model_instead_of_downloading(tmp_path):
+    w = Worker(env={"IMG2MESH_OFFLINE": "1"}, cwd=tmp_path)
+    try:
+        w.event()
+        settings = {**WEIGHT_FREE, "segment": "rembg", "rembg_model": "u2net"}
+        w.send(
+            request="reconstruct",
+            id=1,
+            image=str(TOY),
+            output=str(tmp_path / "r.npz"),
+            settings=settings,
+        )
+        error = w.until({"done", "error"})[-1]
+        assert error["kind"] == "ModelUnavailableError", error
+        assert "u2net" in error["message"]
+        assert not list(Path(os.environ["IMG2MESH_HOME"]).rglob("*.onnx"))
+    finally:
+        w.close()
