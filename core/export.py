@@ -106,6 +106,12 @@ def check_target(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Raise :class:`OutputError` now if ``path`` cannot be written, before any slow work."""
     path = Path(path)
     folder = path.parent
+    try:
+        os.stat(folder)
+    except FileNotFoundError:
+        raise OutputError(f"Cannot write {path}: the folder {folder} does not exist.") from None
+    except OSError as exc:  # e.g. a parent folder the user may not enter
+        raise _output_error(exc, path) from None
     if not folder.exists():
         raise OutputError(f"Cannot write {path}: the folder {folder} does not exist.")
     if not folder.is_dir():

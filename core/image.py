@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,12 @@ def load_image(path: str | Path, max_size: int = 640) -> Photo:
 
     path = Path(path)
     name = path.name or str(path)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"The image '{path}' does not exist.") from None
+    except OSError as exc:  # a folder on the way that the user may not enter
+        raise InputError(f"The image '{path}' cannot be read ({exc.strerror or exc}).") from None
     if not path.exists():
         raise InputError(f"The image '{path}' does not exist.")
     if path.is_dir():
