@@ -376,6 +376,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANCELLED
 
 
+def _write_outputs(result, target: Path, a: argparse.Namespace) -> list[str]:
+    """The mesh and its preview, all or nothing: a failed preview removes the mesh again."""
+    from .export import write_mesh
+    from .preview import write_preview
+
+    written: list[Path] = []
+    try:
+        written.append(write_mesh(result.mesh, target, overwrite=a.overwrite))
+        if not a.no_preview:
+            preview = preview_path(target)
+            written.append(
+                write_preview(result.mesh, preview, camera=result.camera, overwrite=a.overwrite)
+            )
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return [str(p) for p in written]
+
+
 def _error(message: str) -> None:
     print(f"img2mesh: error: {message}", file=sys.stderr)
 
@@ -393,9 +413,7 @@ def _run(a: argparse.Namespace) -> int:
         planned.append(report_path)
     check_writable(planned, a.overwrite)
 
-    from .export import write_mesh
     from .pipeline import Pipeline
-    from .preview import write_preview
 
     pipeline = Pipeline()
     reports, failures = [], 0
@@ -408,13 +426,7 @@ def _run(a: argparse.Namespace) -> int:
             result = pipeline.run(image, settings, progress=bars)
             bars("write", 0.0, "Writing files")
             t1 = time.perf_counter()
-            write_mesh(result.mesh, target, overwrite=a.overwrite)
-            written = [str(target)]
-            if not a.no_preview:
-                write_preview(
-                    result.mesh, preview_path(target), camera=result.camera, overwrite=a.overwrite
-                )
-                written.append(str(preview_path(target)))
+            written = _write_outputs(result, target, a)
             result.timings["write"] = time.perf_counter() - t1
             bars("write", 1.0, "Writing files")
         except Img2MeshError as exc:
@@ -469,9 +481,8 @@ def _run_prompt(a: argparse.Namespace) -> int:
     check_writable(planned, a.overwrite)
     require_diffusers()
 
-    from .export import atomic_write, write_mesh
+    from .export import atomic_write
     from .pipeline import Pipeline
-    from .preview import write_preview
 
     bars = StageBars("", enabled=not a.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
@@ -492,13 +503,7 @@ def _run_prompt(a: argparse.Namespace) -> int:
         written.append(picture)  # from here on, a failure removes the picture too
         bars("write", 0.0, "Writing files")
         t1 = time.perf_counter()
-        written.append(write_mesh(result.mesh, target, overwrite=a.overwrite))
-        if not a.no_preview:
-            written.append(
-                write_preview(
-                    result.mesh, preview_path(target), camera=result.camera, overwrite=a.overwrite
-                )
-            )
+        written.extend(Path(p) for p in _write_outputs(result, target, a))
         result.timings["write"] = time.perf_counter() - t1
         report = result.report()
         report["outputs"] = [str(p) for p in written]

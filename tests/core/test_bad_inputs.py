@@ -400,3 +400,52 @@ def test_unusual_images_still_make_meshes(tmp_path, kind):
         extra = []
     extent = _upright_extent(path, tmp_path, *extra)
     assert (extent > 0).all()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KB file system: too small for a mesh. Needs root and permission to mount tmpfs."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tiny tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_full_disk_leaves_no_partial_file(tiny_disk, capsys):
+    target = tiny_disk / "toy.ply"
+    assert main([str(TOY), "-o", str(target), "--segment", "key", "--depth", "inflate", "-q"]) == 1
+    assert capsys.readouterr().err == f"img2mesh: error: Cannot write {target}: the disk is full.\n"
+    assert os.listdir(tiny_disk) == []  # no mesh, no temp file, no preview
+
+
+def test_failed_preview_removes_the_mesh_too(tmp_path, capsys, monkeypatch):
+    """All or nothing per image: if the preview cannot be written (disk full), the mesh goes too."""
+    import errno
+
+    import core.export
+    import core.preview
+
+    real = core.export.atomic_write
+
+    def full_for_png(path, write, **kw):
+        if str(path).endswith(".png"):
+            raise core.export._output_error(
+                OSError(errno.ENOSPC, "No space left on device"), Path(path)
+            )
+        return real(path, write, **kw)
+
+    monkeypatch.setattr(core.preview, "atomic_write", full_for_png)
+    target = tmp_path / "toy.ply"
+    assert main([str(TOY), "-o", str(target), *WEIGHT_FREE]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"img2mesh: error: Cannot write {tmp_path}/toy.preview.png: the disk is full.\n"
+    )
+    assert os.listdir(tmp_path) == []
