@@ -44,11 +44,12 @@ def scan(path: Path) -> list[str]:
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        owner = (
-            func.value.id
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-            else ""
-        )
+        if isinstance(func, ast.Name):
+            owner = ""  # a bare call: builtins such as eval()
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            owner = func.value.id
+        else:
+            owner = "?"  # a method of an expression, e.g. model(...).eval()
         if _is(_keyword(node, "shell"), True):
             problems.append(f"{node.lineno}: shell=True")
         if (owner, name) in FORBIDDEN_CALLS:
