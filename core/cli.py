@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="network input height (default: the model's own; 480 for GLPN)",
     )
     g.add_argument(
+        "--depth-backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="how the depth network runs on the CPU: auto (default) = ONNX Runtime once its "
+        "depth is verified to match PyTorch's, else PyTorch; torch; onnx",
+    )
+    g.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda", "mps"],
         default="auto",
@@ -232,6 +239,7 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
         depth_scale=a.depth_scale,
         depth_resolution=a.depth_resolution,
         device=a.device,
+        depth_backend=a.depth_backend,
         model_dir=a.model_dir,
         fov=a.fov,
         focal_px=a.focal_px,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +66,20 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+#: How the network runs: ``auto`` uses ONNX Runtime where its depth is verified to match
+#: PyTorch's (see core.depth_onnx), else PyTorch; ``onnx`` insists on ONNX Runtime.
+BACKENDS = ("auto", "torch", "onnx")
+
+
 class DepthEstimator:
-    """A loaded depth model: processor and network, kept in memory for the next images."""
+    """A loaded depth model, kept in memory for the next images.
+
+    With the ``auto`` backend on the CPU, a model that ONNX Runtime has already run and
+    verified (core.depth_onnx) loads without torch and transformers; otherwise the
+    PyTorch model loads, and its first run of each input shape also exports and
+    verifies the ONNX graph for the next ones. ``backend`` says what ran last,
+    ``backend_note`` why, and ``warnings`` collects what the user should know.
+    """
 
     def __init__(
         self,
@@ -76,23 +89,87 @@ class DepthEstimator:
         model_dir: str | None = None,
         kind: str = "auto",
         resolution: int | None = None,
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise OptionError(
+                f"Unknown depth backend '{backend}': choose one of {', '.join(BACKENDS)}."
+            )
         self.model_id = model
         self.source = str(model_dir) if model_dir else model
         self.requested_device = device
         self.kind_override = kind
         self.resolution = resolution
+        self.requested_backend = backend
         self.device: str | None = None
+        self.backend: str | None = None  # "onnxruntime" or "pytorch", once something ran
+        self.backend_note: str = ""
+        self.warnings: list[str] = []
+        #: seconds of the last network call alone (no pre- or post-processing)
+        self.last_forward_s: float | None = None
         self._model = None
         self._processor = None
+        self._config: dict | None = None
+        self._onnx = None  # core.depth_onnx.OnnxDepthModel when ONNX Runtime may be used
+        self._onnx_checked = False
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or (self._onnx is not None and self._onnx.any_verified())
 
-    def load(self) -> None:
-        if self._model is not None:
-            return
+    def load(self, image_size: tuple[int, int] | None = None) -> None:
+        """Load what the next run needs; ``image_size`` (width, height) readies its ONNX session too."""
+        if self.requested_backend != "torch" and not self._onnx_checked:
+            self._onnx_checked = True
+            self._onnx = self._onnx_model()
+        if self._onnx is not None and self._onnx.any_verified():
+            self.device = "cpu"
+            if image_size is not None:
+                shape = self._onnx.preprocessing.input_shape(
+                    *self._network_size(*image_size), self._size_override()
+                )
+                self._onnx.session(shape)
+            if self._model is None:
+                return
+        if self._model is None:
+            self._load_torch()
+
+    def _onnx_model(self):
+        """The ONNX Runtime side of this model, or None (with the reason in the note or warnings)."""
+        from .depth_onnx import NotSupported, OnnxDepthModel, local_model_folder
+
+        device = _cpu_for_sure(self.requested_device)
+        if not device:
+            device = pick_device(self.requested_device)
+        if device != "cpu":
+            if self.requested_backend == "onnx":
+                raise OptionError(
+                    f"The ONNX Runtime depth backend runs on the CPU, not on {device}: "
+                    "use --device cpu with --depth-backend onnx."
+                )
+            self.backend_note = f"PyTorch on {device} (ONNX Runtime is used on the CPU only)"
+            return None
+        folder = local_model_folder(self.source)
+        if folder is None:
+            # not downloaded yet: PyTorch's loading fetches it, then the model is looked at again
+            self._onnx_checked = False
+            return None
+        try:
+            return OnnxDepthModel(folder, self.source)
+        except NotSupported as exc:
+            reason = str(exc)
+        except (OSError, ValueError) as exc:
+            reason = f"its configuration could not be read ({exc})"
+        if self.requested_backend == "onnx":
+            raise OptionError(f"The ONNX Runtime depth backend cannot run this model: {reason}.")
+        if reason == "onnxruntime is not installed":
+            self.warnings.append(
+                "ONNX Runtime is not installed, so the depth network runs in PyTorch (slower)."
+            )
+        self.backend_note = f"PyTorch ({reason})"
+        return None
+
+    def _load_torch(self) -> None:
         import torch
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
@@ -128,6 +205,10 @@ class DepthEstimator:
             raise ModelUnavailableError(self._unavailable(exc)) from None
         model.eval().to(self.device)
         self._processor, self._model = processor, model
+        self._config = model.config.to_dict()
+        if self.requested_backend != "torch" and not self._onnx_checked:
+            self._onnx_checked = True
+            self._onnx = self._onnx_model()  # a download has just put the files in place
 
     def _unavailable(self, exc: BaseException) -> str:
         from .paths import hf_cache_dir
@@ -149,37 +230,107 @@ class DepthEstimator:
         )
 
     @property
+    def _model_config(self) -> dict:
+        if self._config is None:
+            self._config = dict(self._onnx.config) if self._onnx is not None else {}
+        return self._config
+
+    @property
     def output_kind(self) -> str:
         if self.kind_override != "auto":
             return self.kind_override
-        cfg = self._model.config
-        kind = OUTPUT_KIND.get(cfg.model_type)
-        if kind is None and cfg.model_type == "depth_anything":
+        cfg = self._model_config
+        model_type = cfg.get("model_type")
+        kind = OUTPUT_KIND.get(model_type)
+        if kind is None and model_type == "depth_anything":
             kind = (
                 "metric"
-                if getattr(cfg, "depth_estimation_type", "relative") == "metric"
+                if cfg.get("depth_estimation_type", "relative") == "metric"
                 else "disparity"
             )
         return kind or "disparity"
 
-    def predict(self, rgb: np.ndarray) -> DepthPrediction:
-        """Run the network on an (H, W, 3) uint8 image; the output is resized back to (H, W)."""
-        import torch
+    def _is_glpn(self) -> bool:
+        return self._model_config.get("model_type") == "glpn"
+
+    def _network_size(self, width: int, height: int) -> tuple[int, int]:
+        """Size of the image handed to the processor (GLPN's is capped here, see predict)."""
+        if self._is_glpn():
+            return _glpn_size(width, height, self.resolution or 480)
+        return width, height
+
+    def _size_override(self) -> tuple[int, int] | None:
+        if self._is_glpn() or not self.resolution:
+            return None
+        return (self.resolution, self.resolution)
+
+    def predict(self, rgb: np.ndarray, message=None) -> DepthPrediction:
+        """Run the network on an (H, W, 3) uint8 image; the output is resized back to (H, W).
+
+        ``message(text)`` is told about one-off work (the ONNX export on a first run).
+        """
         from PIL import Image
 
         self.load()
         h, w = rgb.shape[:2]
         image = Image.fromarray(rgb)
-        kwargs = {}
-        if self._model.config.model_type == "glpn":
+        if self._is_glpn():
             # GLPN takes any size (multiple of 32); cap the height as the original design did (480).
             image = _resize_for_glpn(image, self.resolution or 480)
-        elif self.resolution:
-            kwargs["size"] = {"height": self.resolution, "width": self.resolution}
+        size = self._size_override()
+        onnx = self._onnx
+        shape = onnx.preprocessing.input_shape(*image.size, size) if onnx is not None else None
+        if onnx is not None:
+            session = onnx.session(shape)
+            if session is not None:
+                values = onnx.run(session, onnx.preprocessing(image, size), h, w)
+                self.last_forward_s = onnx.last_forward_s
+                self.backend = "onnxruntime"
+                self.backend_note = "ONNX Runtime (verified against PyTorch for this input size)"
+                return DepthPrediction(values, self.output_kind, None)
+        if self._model is None:
+            self._load_torch()
+        if onnx is None and self._onnx is not None:  # found once PyTorch had the files
+            onnx = self._onnx
+            shape = onnx.preprocessing.input_shape(*image.size, size)
+        pred, pixel_values = self._predict_torch(image, h, w, size)
+        self.backend = "pytorch"
+        if onnx is None:
+            if self.requested_backend == "torch":
+                self.backend_note = "PyTorch (asked for with the torch backend)"
+            return pred
+        if tuple(pixel_values.shape[-2:]) != shape or pred.focal_px is not None:
+            # the processor did something else than core.depth_onnx repeats: stay with PyTorch
+            self.backend_note = "PyTorch (the model's input is not the one ONNX Runtime would get)"
+            return pred
+        refused = onnx.refused(shape)
+        if refused is None:
+            if message is not None:
+                message("Preparing a faster depth network (once per model and size)")
+            ok, what = onnx.export_and_verify(
+                self._model, pixel_values, image, size, pred.values, pred.kind
+            )
+            if ok:
+                self.backend_note = f"PyTorch; ONNX Runtime graph exported and {what}"
+                self._release_torch()
+                return pred
+            refused = what
+        self.backend_note = f"PyTorch (ONNX Runtime not used: {refused})"
+        warning = f"The depth network ran in PyTorch because {refused}."
+        if warning not in self.warnings:
+            self.warnings.append(warning)
+        return pred
+
+    def _predict_torch(self, image, h: int, w: int, size) -> tuple[DepthPrediction, object]:
+        import torch
+
+        kwargs = {"size": {"height": size[0], "width": size[1]}} if size else {}
         inputs = self._processor(images=image, return_tensors="pt", **kwargs)
         inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         with torch.inference_mode():
+            t0 = time.perf_counter()
             outputs = self._model(**inputs)
+            self.last_forward_s = time.perf_counter() - t0
             post = self._processor.post_process_depth_estimation
             params = inspect.signature(post).parameters
             extra = {"source_sizes": [(h, w)]} if "source_sizes" in params else {}
@@ -187,9 +338,48 @@ class DepthEstimator:
         values = result["predicted_depth"].detach().float().cpu().numpy().astype(np.float32)
         focal = result.get("focal_length")
         focal_px = float(focal) if focal is not None else None
-        return DepthPrediction(
+        pred = DepthPrediction(
             np.ascontiguousarray(values.reshape(h, w)), self.output_kind, focal_px
         )
+        return pred, inputs["pixel_values"]
+
+    def _release_torch(self) -> None:
+        """The verified ONNX graph replaces the PyTorch model in memory."""
+        import gc
+
+        self._model = None
+        self._processor = None
+        gc.collect()
+
+
+def _cpu_for_sure(device: str) -> str | None:
+    """``"cpu"`` when the network surely runs on the CPU, found without importing torch; else None.
+
+    ``auto`` only means the CPU when no GPU is visible to the system at all; when one
+    may be, torch decides (see :func:`pick_device`).
+    """
+    import sys
+
+    if device == "cpu":
+        return "cpu"
+    if device != "auto" or "torch" in sys.modules:
+        return None
+    import platform
+
+    if sys.platform == "darwin":
+        return None if platform.machine() == "arm64" else "cpu"
+    if sys.platform == "win32":
+        system = os.environ.get("SYSTEMROOT", r"C:\Windows")
+        return None if os.path.exists(os.path.join(system, "System32", "nvcuda.dll")) else "cpu"
+    gpu_nodes = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+    return None if any(os.path.exists(p) for p in gpu_nodes) else "cpu"
+
+
+def _glpn_size(width: int, height: int, max_height: int) -> tuple[int, int]:
+    nh = min(height, max_height)
+    nh = max(32, nh - nh % 32)
+    nw = max(32, int(round(width * nh / height / 32.0)) * 32)
+    return nw, nh
 
 
 def _resize_for_glpn(image, max_height: int):
@@ -197,9 +387,7 @@ def _resize_for_glpn(image, max_height: int):
     from PIL import Image
 
     w, h = image.size
-    nh = min(h, max_height)
-    nh = max(32, nh - nh % 32)
-    nw = max(32, int(round(w * nh / h / 32.0)) * 32)
+    nw, nh = _glpn_size(w, h, max_height)
     if (nw, nh) == (w, h):
         return image
     return image.resize((nw, nh), Image.Resampling.BICUBIC)

@@ -74,6 +74,8 @@ class Result:
                 "model": self.info.get("depth_model"),
                 "device": self.info.get("device"),
                 "output": self.info.get("depth_output"),
+                "backend": self.info.get("depth_backend"),
+                "backend_note": self.info.get("depth_backend_note"),
                 "metric": self.metric,
                 "units": "metres" if self.metric else "relative",
             },
@@ -113,6 +115,7 @@ class Pipeline:
             settings.device,
             settings.depth_kind,
             settings.depth_resolution,
+            settings.depth_backend,
         )
         if key not in self._estimators:
             self._estimators[key] = DepthEstimator(
@@ -121,6 +124,7 @@ class Pipeline:
                 model_dir=settings.model_dir,
                 kind=settings.depth_kind,
                 resolution=settings.depth_resolution,
+                backend=settings.depth_backend,
             )
         return self._estimators[key]
 
@@ -171,7 +175,7 @@ class Pipeline:
 
         photo = timed("load", lambda: self._load(image, s))
         mask = timed("segment", lambda: self._segment(photo, s, cache, info))
-        prediction = timed("depth", lambda: self._predict(photo, s, cache, info, step))
+        prediction = timed("depth", lambda: self._predict(photo, s, cache, info, step, warnings))
 
         # camera: the user's numbers are for the full-size photo; EXIF too
         w0, h0 = photo.original_size
@@ -386,7 +390,7 @@ class Pipeline:
             cache.put("mask", photo.digest, key, {"mask": mask, "source": np.array(source)})
         return mask
 
-    def _predict(self, photo: Photo, s: Settings, cache, info: dict, step):
+    def _predict(self, photo: Photo, s: Settings, cache, info: dict, step, warnings: list):
         if s.depth != "model":
             return None
         from .depth import DepthPrediction
@@ -407,15 +411,20 @@ class Pipeline:
         estimator = self.depth_estimator(s)
         if not estimator.loaded:
             step("depth", 0.05, f"Loading {s.model_dir or s.depth_model}")
-            estimator.load()
+        estimator.load(photo.size)
         step("depth", 0.3, f"Running {s.depth_model}")
-        pred = estimator.predict(photo.rgb)
+        seen = len(estimator.warnings)
+        pred = estimator.predict(photo.rgb, message=lambda text: step("depth", 0.6, text))
+        warnings.extend(estimator.warnings[seen:])
         info["cache"]["depth"] = False
         info.update(
             depth_source="model",
             depth_model=s.depth_model,
             device=estimator.device,
             depth_output=pred.kind,
+            depth_backend=estimator.backend,
+            depth_backend_note=estimator.backend_note,
+            depth_forward_s=estimator.last_forward_s,
         )
         if cache is not None:
             cache.put(

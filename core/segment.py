@@ -32,6 +32,10 @@ class BackgroundRemover:
             raise
         return np.asarray(out[0], dtype=np.float32) / 255.0
 
+    def load(self, model: str = "u2net") -> None:
+        """Create the model's session now (it is otherwise made on the first mask)."""
+        self._session(model)
+
     def _session(self, model: str):
         key = str(Path(model).resolve()) if _is_custom(model) else model
         if key not in self._sessions:
@@ -43,6 +47,13 @@ def _is_custom(model: str) -> bool:
     return model.lower().endswith(".onnx") or os.sep in model or "/" in model
 
 
+#: rembg's U^2-Net-style models: their sessions resize to 320 x 320, normalise with
+#: ImageNet's statistics and min-max scale the first output, which :class:`U2netSession`
+#: repeats without importing rembg (whose package import pulls pymatting, numba and
+#: scikit-image: about two seconds before the first mask).
+U2NET_FAMILY = ("u2net", "u2netp", "u2net_human_seg", "silueta")
+
+
 def _new_session(model: str):
     from .paths import rembg_home
 
@@ -51,6 +62,13 @@ def _new_session(model: str):
         os.environ["REMBG_HOME"] = str(rembg_home())
     if _is_custom(model):
         return _custom_session(Path(model))
+    if model in U2NET_FAMILY:
+        local = _downloaded(model)
+        if local is not None:
+            try:
+                return U2netSession(local, clip=True)
+            except Exception:  # a damaged download: rembg's own session reports it
+                pass
 
     from rembg import new_session
     from rembg.sessions import sessions_names
@@ -93,24 +111,93 @@ def _network_reason(exc: BaseException) -> str:
     return _first_line(exc)
 
 
+def _downloaded(model: str) -> Path | None:
+    """The model file rembg downloaded earlier, where rembg looks for it, or None."""
+    from .paths import rembg_home
+
+    legacy = os.environ.get("U2NET_HOME") or os.path.join(
+        os.environ.get("XDG_DATA_HOME", "~"), ".u2net"
+    )
+    for folder in (rembg_home() / "models" / model, Path(legacy).expanduser()):
+        candidate = folder / f"{model}.onnx"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class U2netSession:
+    """rembg's U2netSession / U2netCustomSession, the same steps on the same file, without rembg.
+
+    ``clip``: the named models clip the scaled output to [0, 1] before 8-bit
+    conversion, the custom session does not (it changes nothing unless the output is
+    constant).
+    """
+
+    def __init__(self, path: Path, *, clip: bool) -> None:
+        import onnxruntime as ort
+
+        self.clip = clip
+        self.inner_session = ort.InferenceSession(
+            str(path), _session_options(ort), providers=_providers(ort)
+        )
+
+    def predict(self, img, *args, **kwargs) -> list:
+        from PIL import Image
+
+        # rembg's BaseSession.normalize and U2netSession.predict, step for step
+        im = img.convert("RGB").resize((320, 320), Image.Resampling.LANCZOS)
+        im_ary = np.array(im)
+        im_ary = im_ary / max(np.max(im_ary), 1e-6)
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        tmp = np.zeros((im_ary.shape[0], im_ary.shape[1], 3))
+        for c in range(3):
+            tmp[:, :, c] = (im_ary[:, :, c] - mean[c]) / std[c]
+        feed = np.expand_dims(tmp.transpose((2, 0, 1)), 0).astype(np.float32)
+        outs = self.inner_session.run(None, {self.inner_session.get_inputs()[0].name: feed})
+        pred = outs[0][:, 0, :, :]
+        ma, mi = np.max(pred), np.min(pred)
+        pred = np.squeeze((pred - mi) / (ma - mi))
+        if self.clip:
+            pred = pred.clip(0, 1)
+        mask = Image.fromarray((pred * 255).astype("uint8"), mode="L")
+        return [mask.resize(img.size, Image.Resampling.LANCZOS)]
+
+
+def _session_options(ort):
+    """As rembg's new_session makes them (OMP_NUM_THREADS sets both thread counts)."""
+    options = ort.SessionOptions()
+    if "OMP_NUM_THREADS" in os.environ:
+        threads = int(os.environ["OMP_NUM_THREADS"])
+        options.inter_op_num_threads = threads
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _providers(ort) -> list[str]:
+    """The execution providers rembg's BaseSession picks."""
+    available = ort.get_available_providers()
+    device = ort.get_device()
+    if device == "GPU" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device[0:3] == "GPU" and "ROCMExecutionProvider" in available:
+        return ["ROCMExecutionProvider", "CPUExecutionProvider"]
+    if "OpenVINOExecutionProvider" in available:
+        return ["OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
 def _custom_session(path: Path):
-    """rembg's custom U2-Net session on a file the user chose, checked before onnxruntime sees it."""
+    """rembg's custom U2-Net session on a file the user chose, checked before onnxruntime sees it.
+
+    The user's file is checked here (exists, .onnx, parses, image input) rather than by
+    rembg, which only accepts custom files under its own model folder.
+    """
     if not path.exists():
         raise OptionError(f"The custom ONNX model '{path}' does not exist.")
     if not path.is_file() or path.suffix.lower() != ".onnx":
         raise OptionError(f"The custom model '{path}' must be a .onnx file.")
-    import onnxruntime as ort
-    from rembg.sessions.u2net_custom import U2netCustomSession
-
-    class CheckedCustomSession(U2netCustomSession):
-        # rembg only accepts custom files under its own model folder; we check the
-        # user's file ourselves (exists, .onnx, parses, image input) instead.
-        @classmethod
-        def download_models(cls, *args, **kwargs):
-            return str(path.resolve())
-
     try:
-        session = CheckedCustomSession("u2net_custom", ort.SessionOptions(), model_path=str(path))
+        session = U2netSession(path, clip=False)
     except Exception as exc:
         raise OptionError(
             f"The custom ONNX model '{path.name}' cannot be loaded ({_first_line(exc)})."

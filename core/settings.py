@@ -16,6 +16,7 @@ DEPTH_METHODS = ("model", "inflate", "map")
 DEPTH_KINDS = ("auto", "metric", "disparity")
 MESH_METHODS = ("poisson", "grid")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DEPTH_BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Settings:
         None  # network input height; None: the model's own (480 for GLPN)
     )
     device: str = "auto"  # auto | cpu | cuda | mps
+    # how the depth network runs: auto = ONNX Runtime where verified against PyTorch, else PyTorch
+    depth_backend: str = "auto"  # auto | torch | onnx
     model_dir: str | None = None  # local folder holding the depth model (offline use)
     # camera
     fov: float | None = None  # degrees across the longer side
@@ -66,6 +69,7 @@ class Settings:
         _choice("depth kind", self.depth_kind, DEPTH_KINDS)
         _choice("mesh", self.mesh, MESH_METHODS)
         _choice("device", self.device, DEVICES)
+        _choice("depth backend", self.depth_backend, DEPTH_BACKENDS)
         if not isinstance(self.max_size, int) or self.max_size < 32:
             raise OptionError(f"The working size must be at least 32 pixels, not {self.max_size}.")
         if self.fov is not None and not (0.0 < self.fov < 180.0 and math.isfinite(self.fov)):

@@ -1,0 +1,520 @@
+"""The depth network through ONNX Runtime: exported once per model and input shape, verified against PyTorch, cached.
+
+A Hugging Face depth model is exported to ONNX the first time it runs on an input of
+a given shape, and ONNX Runtime's depth for that very image is compared with
+PyTorch's. Only a graph whose depth matches PyTorch's within :data:`TOLERANCE` is
+kept and used for later images of that shape; a failed export or comparison is
+recorded with its reason, and PyTorch stays in use for that shape. Later runs that
+find a verified graph need neither torch nor transformers: the image processor's
+steps are done here (:class:`Preprocessing`) and the output is resized back as
+transformers' post-processing does (:func:`resize_bicubic`).
+
+The graphs are static (one file per input shape): traced shape arithmetic makes a
+dynamic export wrong at shapes other than the traced one (Depth Anything's output
+size is baked in), and a static graph is also the faster one to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: ONNX Runtime's output must match PyTorch's to this relative difference (see :func:`relative_error`).
+TOLERANCE = 1e-3
+
+#: Version of how graphs are exported; a new one makes every cached graph stale.
+EXPORT_FORMAT = 1
+
+#: ONNX opset of the exported graphs.
+OPSET = 17
+
+#: Input shapes kept per model (least recently used go): each graph holds all the weights.
+KEEP_SHAPES = 4
+
+#: model_type -> the image processor family whose steps :class:`Preprocessing` repeats.
+SUPPORTED_MODELS = {"glpn": "glpn", "depth_anything": "dpt", "dpt": "dpt"}
+
+#: PIL resampling filters by the numbers transformers stores in preprocessor_config.json.
+_RESAMPLE = {0: "NEAREST", 1: "LANCZOS", 2: "BILINEAR", 3: "BICUBIC", 4: "BOX", 5: "HAMMING"}
+
+
+class NotSupported(Exception):
+    """This model or machine cannot use the ONNX Runtime backend; the message says why."""
+
+
+# --- preprocessing and postprocessing without transformers --------------------------------------
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The steps of a GLPN or DPT image processor (as transformers' PIL backend does them).
+
+    GLPN: resize down to multiples of ``size_divisor``, rescale to [0, 1].
+    DPT (also Depth Anything): resize to ``size``, keeping the aspect ratio (scaling as
+    little as possible) and rounding to multiples of ``ensure_multiple_of``; rescale;
+    normalise with ``mean`` and ``std``; optionally pad to multiples of ``pad_divisor``.
+    """
+
+    family: str
+    resample: int = 2
+    do_resize: bool = True
+    size: tuple[int, int] | None = None  # (height, width), DPT
+    size_divisor: int = 32  # GLPN
+    keep_aspect_ratio: bool = False
+    ensure_multiple_of: int = 1
+    do_rescale: bool = True
+    rescale_factor: float = 1 / 255
+    do_normalize: bool = False
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    do_pad: bool = False
+    pad_divisor: int | None = None
+
+    @classmethod
+    def from_config(cls, config: dict, model_type: str) -> Preprocessing:
+        """From a model's preprocessor_config.json; raises :class:`NotSupported` for other processors."""
+        family = SUPPORTED_MODELS.get(model_type)
+        kind = str(config.get("image_processor_type") or config.get("feature_extractor_type") or "")
+        if family is None:
+            raise NotSupported(f"the ONNX Runtime backend does not handle '{model_type}' models")
+        if family == "glpn" and kind.startswith("GLPN"):
+            return cls(
+                family="glpn",
+                resample=int(config.get("resample", 2)),
+                do_resize=bool(config.get("do_resize", True)),
+                size_divisor=int(config.get("size_divisor", 32)),
+                do_rescale=bool(config.get("do_rescale", True)),
+                rescale_factor=float(config.get("rescale_factor", 1 / 255)),
+            )
+        if family == "dpt" and kind.startswith("DPT"):
+            size = config.get("size") or {"height": 384, "width": 384}
+            if not isinstance(size, dict) or not {"height", "width"} <= set(size):
+                raise NotSupported(f"the image processor's size {size!r} is not a height and width")
+            return cls(
+                family="dpt",
+                resample=int(config.get("resample", 3)),
+                do_resize=bool(config.get("do_resize", True)),
+                size=(int(size["height"]), int(size["width"])),
+                keep_aspect_ratio=bool(config.get("keep_aspect_ratio", False)),
+                ensure_multiple_of=int(config.get("ensure_multiple_of", 1)),
+                do_rescale=bool(config.get("do_rescale", True)),
+                rescale_factor=float(config.get("rescale_factor", 1 / 255)),
+                do_normalize=bool(config.get("do_normalize", True)),
+                mean=tuple(float(v) for v in config.get("image_mean", (0.5, 0.5, 0.5))),
+                std=tuple(float(v) for v in config.get("image_std", (0.5, 0.5, 0.5))),
+                do_pad=bool(config.get("do_pad", False)),
+                pad_divisor=config.get("size_divisor"),
+            )
+        raise NotSupported(f"the image processor '{kind or 'unknown'}' is not one it repeats")
+
+    def resized_size(self, width: int, height: int, size: tuple[int, int] | None = None):
+        """(width, height) the processor resizes an image of ``width`` x ``height`` to."""
+        if not self.do_resize:
+            return width, height
+        if self.family == "glpn":
+            d = self.size_divisor
+            return width // d * d, height // d * d
+        out_h, out_w = size or self.size
+        scale_h, scale_w = out_h / height, out_w / width
+        if self.keep_aspect_ratio:
+            # scale as little as possible
+            if abs(1 - scale_w) < abs(1 - scale_h):
+                scale_h = scale_w
+            else:
+                scale_w = scale_h
+        m = self.ensure_multiple_of
+        return _multiple(scale_w * width, m), _multiple(scale_h * height, m)
+
+    def input_shape(self, width: int, height: int, size=None) -> tuple[int, int]:
+        """(height, width) of the network input for an image of ``width`` x ``height``."""
+        w, h = self.resized_size(width, height, size)
+        if self.do_pad and self.pad_divisor:
+            p = int(self.pad_divisor)
+            w, h = math.ceil(w / p) * p, math.ceil(h / p) * p
+        return h, w
+
+    def __call__(self, image, size: tuple[int, int] | None = None) -> np.ndarray:
+        """(1, 3, H, W) float32 pixel values of a PIL image."""
+        from PIL import Image
+
+        image = image.convert("RGB")
+        w, h = self.resized_size(*image.size, size)
+        if (w, h) != image.size:
+            image = image.resize((w, h), getattr(Image.Resampling, _RESAMPLE[self.resample]))
+        x = np.asarray(image).transpose(2, 0, 1)
+        if self.do_rescale:
+            # transformers upcasts to float64 before scaling, then stores float32
+            x = (x.astype(np.float64) * self.rescale_factor).astype(np.float32)
+        else:
+            x = x.astype(np.float32)
+        if self.do_normalize:
+            mean = np.array(self.mean, dtype=np.float32)[:, None, None]
+            std = np.array(self.std, dtype=np.float32)[:, None, None]
+            x = (x - mean) / std
+        if self.do_pad and self.pad_divisor:
+            x = _center_pad(x, int(self.pad_divisor))
+        return np.ascontiguousarray(x[None], dtype=np.float32)
+
+
+def _multiple(value: float, multiple: int) -> int:
+    x = round(value / multiple) * multiple
+    if x < 0:
+        x = math.ceil(value / multiple) * multiple
+    return int(x)
+
+
+def _center_pad(x: np.ndarray, divisor: int) -> np.ndarray:
+    _, h, w = x.shape
+    nh, nw = math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor
+    top, left = (nh - h) // 2, (nw - w) // 2
+    return np.pad(x, ((0, 0), (top, nh - h - top), (left, nw - w - left)))
+
+
+def resize_bicubic(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a 2-D array as ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False)`` does.
+
+    Cubic convolution with A = -0.75 at half-pixel centres, edge pixels repeated, no
+    antialiasing; done as two small matrix products. Agrees with torch to about 1e-5
+    relative on noise, far closer on depth maps (torch rounds its weights to float32).
+    """
+    values = np.asarray(values)
+    if values.shape == (height, width):
+        return values.astype(np.float32)
+    rows = _cubic_weights(values.shape[0], height)
+    cols = _cubic_weights(values.shape[1], width)
+    return (rows @ values.astype(np.float64) @ cols.T).astype(np.float32)
+
+
+def _cubic_weights(n_in: int, n_out: int, a: float = -0.75) -> np.ndarray:
+    # source coordinates in float32, as torch computes them for float32 tensors
+    scale = np.float32(n_in) / np.float32(n_out)
+    x = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    x0 = np.floor(x)
+    t = (x - x0).astype(np.float64)
+
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    weights = np.zeros((n_out, n_in), dtype=np.float64)
+    out = np.arange(n_out)
+    for offset, w in ((-1, far(t + 1)), (0, near(t)), (1, near(1 - t)), (2, far(2 - t))):
+        idx = np.clip(x0.astype(np.int64) + offset, 0, n_in - 1)
+        np.add.at(weights, (out, idx), w)
+    return weights
+
+
+def relative_error(candidate: np.ndarray, reference: np.ndarray, kind: str = "metric") -> float:
+    """Largest difference between two network outputs, relative to what the output means.
+
+    ``metric`` depth (metres): per pixel, the difference over the reference depth.
+    ``disparity`` (relative inverse depth, known only up to scale and shift, which
+    core.depth normalises away): the difference over the reference's range, since a
+    per-pixel ratio would compare noise with the arbitrary offset near zero.
+    """
+    c = np.asarray(candidate, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if c.shape != r.shape or not (np.isfinite(c).all() and np.isfinite(r).all()):
+        return math.inf
+    if r.size == 0:
+        return 0.0
+    diff = np.abs(c - r)
+    if kind == "disparity":
+        spread = float(r.max() - r.min())
+        if spread == 0.0:
+            return 0.0 if not diff.any() else math.inf
+        return float(diff.max() / spread)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / np.abs(r))
+    return float(np.max(ratio))
+
+
+# --- where the model's files are ------------------------------------------------------------
+
+
+def local_model_folder(source: str) -> Path | None:
+    """The folder holding the model's config, processor config and safetensors weights, or None.
+
+    ``source`` is a local folder or a hub id already in the Hugging Face cache (found
+    without importing huggingface_hub and without any network access).
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path if _complete(path) else None
+    if source.count("/") != 1:
+        return None
+    repo = _hub_cache() / f"models--{source.replace('/', '--')}"
+    try:
+        commit = (repo / "refs" / "main").read_text().strip()
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / commit
+    return snapshot if _complete(snapshot) else None
+
+
+def _complete(folder: Path) -> bool:
+    names = {"config.json", "preprocessor_config.json"}
+    if not all((folder / n).is_file() for n in names):
+        return False
+    return any(folder.glob("*.safetensors"))
+
+
+def _hub_cache() -> Path:
+    from .paths import hf_cache_dir
+
+    ours = hf_cache_dir()
+    if ours is not None:
+        return ours
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+# --- the cache of verified graphs ----------------------------------------------------------
+
+
+class OnnxDepthModel:
+    """The exported graphs of one depth model: which shapes are verified, their sessions."""
+
+    def __init__(self, folder: Path, source: str, root: Path | None = None) -> None:
+        from .paths import data_home
+
+        self.folder = folder
+        self.source = source
+        self.config = json.loads((folder / "config.json").read_text())
+        model_type = str(self.config.get("model_type", ""))
+        processor = json.loads((folder / "preprocessor_config.json").read_text())
+        self.preprocessing = Preprocessing.from_config(processor, model_type)
+        self.ort_version = _version("onnxruntime")
+        if self.ort_version is None:
+            raise NotSupported("onnxruntime is not installed")
+        self.key = self._key()
+        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in folder.name)[-40:]
+        self.dir = (root or data_home() / "onnx") / f"{slug}-{self.key}"
+        self._sessions: dict[tuple[int, int], object] = {}
+        self.last_forward_s: float | None = None  # seconds of the last session.run
+
+    def _key(self) -> str:
+        """Changes whenever the weights, configs, transformers or torch change."""
+        h = hashlib.sha256()
+        parts = [f"format {EXPORT_FORMAT}", f"opset {OPSET}", str(self.folder.resolve())]
+        parts += [f"transformers {_version('transformers')}", f"torch {_version('torch')}"]
+        for f in sorted(self.folder.iterdir()):
+            if f.suffix in (".json", ".safetensors"):
+                st = f.stat()
+                parts.append(f"{f.name} {st.st_size} {st.st_mtime_ns}")
+        h.update("\n".join(parts).encode())
+        return h.hexdigest()[:16]
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _meta_path(self) -> Path:
+        return self.dir / "meta.json"
+
+    def _meta(self) -> dict:
+        try:
+            data = json.loads(self._meta_path().read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _record(self, shape: tuple[int, int], entry: dict) -> None:
+        meta = self._meta()
+        meta.setdefault("model", self.source)
+        meta.setdefault("shapes", {})[_shape_name(shape)] = entry
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".meta-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(meta, f, indent=2, sort_keys=True)
+            os.replace(tmp, self._meta_path())
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def entry(self, shape: tuple[int, int]) -> dict | None:
+        """What is known about this input shape under the installed onnxruntime, or None."""
+        entry = self._meta().get("shapes", {}).get(_shape_name(shape))
+        if not isinstance(entry, dict) or entry.get("onnxruntime") != self.ort_version:
+            return None
+        if entry.get("status") == "verified" and not self._graph(shape).is_file():
+            return None
+        return entry
+
+    def verified(self, shape: tuple[int, int]) -> bool:
+        entry = self.entry(shape)
+        return entry is not None and entry.get("status") == "verified"
+
+    def any_verified(self) -> bool:
+        shapes = self._meta().get("shapes", {})
+        return any(
+            isinstance(e, dict)
+            and e.get("status") == "verified"
+            and e.get("onnxruntime") == self.ort_version
+            for e in shapes.values()
+        )
+
+    def refused(self, shape: tuple[int, int]) -> str | None:
+        entry = self.entry(shape)
+        return str(entry.get("reason")) if entry and entry.get("status") == "refused" else None
+
+    def _graph(self, shape: tuple[int, int]) -> Path:
+        return self.dir / f"{_shape_name(shape)}.onnx"
+
+    # -- running ---------------------------------------------------------------------------
+    def session(self, shape: tuple[int, int]):
+        """The ONNX Runtime session for a verified shape (created once), else None."""
+        if shape in self._sessions:
+            return self._sessions[shape]
+        if not self.verified(shape):
+            return None
+        session = _open_session(self._graph(shape))
+        with contextlib.suppress(OSError):
+            os.utime(self._graph(shape))  # recently used graphs are kept
+        self._sessions[shape] = session
+        return session
+
+    def run(self, session, pixel_values: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Depth (height, width) float32 from pixel values, resized as transformers does."""
+        name = session.get_inputs()[0].name
+        t0 = time.perf_counter()
+        out = session.run(None, {name: pixel_values})[0]
+        self.last_forward_s = time.perf_counter() - t0
+        values = np.asarray(out, dtype=np.float32).reshape(out.shape[-2:])
+        return resize_bicubic(values, height, width)
+
+    # -- exporting -------------------------------------------------------------------------
+    def export_and_verify(
+        self, model, pixel_values, image, size, reference: np.ndarray, kind: str = "metric"
+    ) -> tuple[bool, str]:
+        """Export ``model`` for this input, compare ONNX Runtime's depth of ``image`` with ``reference``.
+
+        ``pixel_values``: the torch tensor PyTorch ran on; ``reference``: PyTorch's output
+        after post-processing, of ``kind`` (see :func:`relative_error`). Returns
+        (verified, what happened) and records it.
+        """
+        shape = tuple(int(v) for v in pixel_values.shape[-2:])
+        entry = {"onnxruntime": self.ort_version, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        graph = self._graph(shape)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".export-", suffix=".onnx")
+        os.close(fd)
+        try:
+            t0 = time.perf_counter()
+            try:
+                _export(model, pixel_values, Path(tmp))
+            except Exception as exc:  # the tracer and exporter raise many kinds
+                reason = f"the export to ONNX failed ({_first_line(exc)})"
+                self._record(shape, {**entry, "status": "refused", "reason": reason})
+                return False, reason
+            entry["export_s"] = round(time.perf_counter() - t0, 2)
+            try:
+                session = _open_session(Path(tmp))
+                ours = self.run(session, self.preprocessing(image, size), *reference.shape)
+            except Exception as exc:  # onnxruntime raises its own types
+                reason = f"ONNX Runtime could not run the exported graph ({_first_line(exc)})"
+                self._record(shape, {**entry, "status": "refused", "reason": reason})
+                return False, reason
+            error = relative_error(ours, reference, kind)
+            entry["max_relative_error"] = float(f"{error:.3g}") if math.isfinite(error) else None
+            if not error <= TOLERANCE:
+                reason = (
+                    f"ONNX Runtime's depth differs from PyTorch's by {error:.2g} "
+                    f"(relative), more than {TOLERANCE:g}"
+                )
+                self._record(shape, {**entry, "status": "refused", "reason": reason})
+                return False, reason
+            os.replace(tmp, graph)
+            self._record(shape, {**entry, "status": "verified"})
+            self._sessions[shape] = session
+            self._trim()
+            return True, f"verified against PyTorch (largest relative difference {error:.1g})"
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _trim(self) -> None:
+        graphs = sorted(self.dir.glob("*.onnx"), key=lambda p: p.stat().st_mtime)
+        for old in graphs[: max(0, len(graphs) - KEEP_SHAPES)]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def _shape_name(shape: tuple[int, int]) -> str:
+    return f"{shape[0]}x{shape[1]}"
+
+
+def _open_session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class _DepthOnly:
+    """Wraps a transformers depth model so the traced graph takes pixels and gives predicted_depth."""
+
+    def __new__(cls, model):
+        import torch
+
+        class DepthOnly(torch.nn.Module):
+            def __init__(self, inner) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, pixel_values):
+                return self.inner(pixel_values=pixel_values).predicted_depth
+
+        return DepthOnly(model)
+
+
+def _export(model, pixel_values, path: Path) -> None:
+    import warnings
+
+    import torch
+
+    wrapper = _DepthOnly(model).eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python values: verified below
+            torch.onnx.export(
+                wrapper,
+                (pixel_values.detach().to("cpu", torch.float32),),
+                str(path),
+                input_names=["pixel_values"],
+                output_names=["predicted_depth"],
+                opset_version=OPSET,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    finally:
+        # The exporter puts modules back in the mode it found them in, and a fresh
+        # wrapper would have been in training mode (dropout and stochastic depth on).
+        model.eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
