@@ -355,11 +355,17 @@ class OnnxDepthModel:
     def entry(self, shape: tuple[int, int]) -> dict | None:
         """What is known about this input shape under the installed onnxruntime, or None."""
         entry = self._meta().get("shapes", {}).get(_shape_name(shape))
-        if not isinstance(entry, dict) or entry.get("onnxruntime") != self.ort_version:
+        if not isinstance(entry, dict) or not self._current(entry):
             return None
         if entry.get("status") == "verified" and not self._graph(shape).is_file():
             return None
         return entry
+
+    def _current(self, entry: dict) -> bool:
+        """Made by the installed onnxruntime on this kind of CPU (the graph is optimised for both)."""
+        from .onnx_cache import cpu_key
+
+        return entry.get("onnxruntime") == self.ort_version and entry.get("cpu") == cpu_key()
 
     def verified(self, shape: tuple[int, int]) -> bool:
         entry = self.entry(shape)
@@ -368,9 +374,7 @@ class OnnxDepthModel:
     def any_verified(self) -> bool:
         shapes = self._meta().get("shapes", {})
         return any(
-            isinstance(e, dict)
-            and e.get("status") == "verified"
-            and e.get("onnxruntime") == self.ort_version
+            isinstance(e, dict) and e.get("status") == "verified" and self._current(e)
             for e in shapes.values()
         )
 
@@ -388,7 +392,9 @@ class OnnxDepthModel:
             return self._sessions[shape]
         if not self.verified(shape):
             return None
-        session = _open_session(self._graph(shape))
+        from .onnx_cache import open_optimized
+
+        session = open_optimized(self._graph(shape))
         with contextlib.suppress(OSError):
             os.utime(self._graph(shape))  # recently used graphs are kept
         self._sessions[shape] = session
@@ -413,23 +419,35 @@ class OnnxDepthModel:
         after post-processing, of ``kind`` (see :func:`relative_error`). Returns
         (verified, what happened) and records it.
         """
+        from .onnx_cache import cpu_key, open_optimized, optimize
+
         shape = tuple(int(v) for v in pixel_values.shape[-2:])
-        entry = {"onnxruntime": self.ort_version, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+        entry = {
+            "onnxruntime": self.ort_version,
+            "cpu": cpu_key(),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         self.dir.mkdir(parents=True, exist_ok=True)
         graph = self._graph(shape)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".export-", suffix=".onnx")
-        os.close(fd)
+        temporary = []
+        for suffix in (".onnx", ".opt.onnx"):
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".export-", suffix=suffix)
+            os.close(fd)
+            temporary.append(Path(tmp))
+        plain, optimized = temporary
         try:
             t0 = time.perf_counter()
             try:
-                _export(model, pixel_values, Path(tmp))
+                _export(model, pixel_values, plain)
             except Exception as exc:  # the tracer and exporter raise many kinds
                 reason = f"the export to ONNX failed ({_first_line(exc)})"
                 self._record(shape, {**entry, "status": "refused", "reason": reason})
                 return False, reason
             entry["export_s"] = round(time.perf_counter() - t0, 2)
             try:
-                session = _open_session(Path(tmp))
+                # What is verified and kept is the graph as optimised for this CPU.
+                optimize(plain, optimized)
+                session = open_optimized(optimized)
                 ours = self.run(session, self.preprocessing(image, size), *reference.shape)
             except Exception as exc:  # onnxruntime raises its own types
                 reason = f"ONNX Runtime could not run the exported graph ({_first_line(exc)})"
@@ -444,14 +462,15 @@ class OnnxDepthModel:
                 )
                 self._record(shape, {**entry, "status": "refused", "reason": reason})
                 return False, reason
-            os.replace(tmp, graph)
+            os.replace(optimized, graph)
             self._record(shape, {**entry, "status": "verified"})
             self._sessions[shape] = session
             self._trim()
             return True, f"verified against PyTorch (largest relative difference {error:.1g})"
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            for tmp in temporary:
+                if tmp.exists():
+                    tmp.unlink()
 
     def _trim(self) -> None:
         graphs = sorted(self.dir.glob("*.onnx"), key=lambda p: p.stat().st_mtime)
@@ -462,15 +481,6 @@ class OnnxDepthModel:
 
 def _shape_name(shape: tuple[int, int]) -> str:
     return f"{shape[0]}x{shape[1]}"
-
-
-def _open_session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class _DepthOnly:

@@ -137,9 +137,19 @@ class U2netSession:
         import onnxruntime as ort
 
         self.clip = clip
-        self.inner_session = ort.InferenceSession(
-            str(path), _session_options(ort), providers=_providers(ort)
-        )
+        providers = _providers(ort)
+        if providers == ["CPUExecutionProvider"]:
+            from .onnx_cache import cached_session
+            from .paths import data_home
+
+            # the graph as ONNX Runtime optimises it anyway, kept so the next start skips that
+            self.inner_session = cached_session(
+                Path(path), data_home() / "onnx" / "segmentation", _threads
+            )
+        else:
+            self.inner_session = ort.InferenceSession(
+                str(path), _session_options(ort), providers=providers
+            )
 
     def predict(self, img, *args, **kwargs) -> list:
         from PIL import Image
@@ -164,13 +174,19 @@ class U2netSession:
 
 
 def _session_options(ort):
-    """As rembg's new_session makes them (OMP_NUM_THREADS sets both thread counts)."""
+    """As rembg's new_session makes them, but without the memory arena (see core.onnx_cache)."""
     options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    _threads(options)
+    return options
+
+
+def _threads(options) -> None:
+    """rembg's rule: OMP_NUM_THREADS, when set, is both thread counts."""
     if "OMP_NUM_THREADS" in os.environ:
         threads = int(os.environ["OMP_NUM_THREADS"])
         options.inter_op_num_threads = threads
         options.intra_op_num_threads = threads
-    return options
 
 
 def _providers(ort) -> list[str]:
