@@ -8,9 +8,12 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 #: Version of the request/event protocol; bumped when a message changes meaning.
 PROTOCOL = 1
@@ -37,7 +40,7 @@ def go_offline() -> None:
 
     socket.socket.connect = refuse  # type: ignore[method-assign]
     socket.socket.connect_ex = refuse  # type: ignore[method-assign]
-    socket.create_connection = refuse  # type: ignore[assignment]
+    socket.create_connection = refuse
 
 
 def protocol_stream() -> IO[str]:
@@ -67,10 +70,10 @@ class Worker:
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
-        self._pipeline = None
+        self._pipeline: Pipeline | None = None
 
     @property
-    def pipeline(self):
+    def pipeline(self) -> Pipeline:
         if self._pipeline is None:
             from .pipeline import Pipeline
 
@@ -83,9 +86,10 @@ class Worker:
         self.out.flush()
 
     def ready(self, request_id: Any = None) -> None:
-        loaded = []
+        loaded: list[str] = []
         if self._pipeline is not None:
-            loaded = [est.source for est in self._pipeline._estimators.values() if est.loaded]
+            estimators: list[Any] = list(self._pipeline._estimators.values())
+            loaded = [est.source for est in estimators if est.loaded]
         self.emit(
             "ready",
             request_id,
