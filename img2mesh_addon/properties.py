@@ -1,0 +1,145 @@
+"""The reconstruction options: shared by the operator and the panel's per-scene settings."""
+
+import math
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+SEGMENT_ITEMS = [
+    ("REMBG", "Automatic", "Remove the background with a segmentation network (rembg)"),
+    ("KEY", "Plain Backdrop", "Key out a plain, evenly coloured background (no model needed)"),
+    ("NONE", "Keep", "Keep the whole photo, background included"),
+]
+DEPTH_ITEMS = [
+    ("MODEL", "Depth Model", "Estimate depth with a neural network"),
+    ("INFLATE", "Inflate Silhouette", "A rounded shape from the outline alone (no model needed)"),
+]
+MESH_ITEMS = [
+    ("POISSON", "Poisson", "A smooth surface fitted to the points"),
+    ("GRID", "Grid", "The depth map triangulated pixel by pixel: exact, but stepped at edges"),
+]
+
+
+class ReconstructOptions:
+    """Options of one reconstruction (a mixin, as Blender's ImportHelper is)."""
+
+    # SKIP_SAVE: an operator never remembers a photo from one run to the next.
+    filepath: StringProperty(  # type: ignore[valid-type]
+        name="Photo",
+        description="The photo to reconstruct",
+        subtype="FILE_PATH",
+        options={"SKIP_SAVE"},
+    )
+    image: StringProperty(  # type: ignore[valid-type]
+        name="Image",
+        description="An image open in Blender to reconstruct (used when no photo file is given)",
+        options={"SKIP_SAVE"},
+    )
+    segment: EnumProperty(  # type: ignore[valid-type]
+        name="Remove Background",
+        description="How the object is separated from its background",
+        items=SEGMENT_ITEMS,
+        default="REMBG",
+    )
+    depth: EnumProperty(  # type: ignore[valid-type]
+        name="Depth",
+        description="Where the depth comes from",
+        items=DEPTH_ITEMS,
+        default="MODEL",
+    )
+    depth_model: StringProperty(  # type: ignore[valid-type]
+        name="Depth Model",
+        description="Hugging Face model id or a local model folder. Empty: the default model "
+        "from the add-on's preferences",
+    )
+    auto_fov: BoolProperty(  # type: ignore[valid-type]
+        name="Automatic Field of View",
+        description="From the photo's EXIF focal length (or the depth model), else 55 degrees",
+        default=True,
+    )
+    fov: FloatProperty(  # type: ignore[valid-type]
+        name="Field of View",
+        description="The photo's field of view across its longer side",
+        subtype="ANGLE",
+        default=math.radians(55.0),
+        min=math.radians(1.0),
+        max=math.radians(179.0),
+    )
+    mesh: EnumProperty(  # type: ignore[valid-type]
+        name="Mesh",
+        description="How the surface is made from the points",
+        items=MESH_ITEMS,
+        default="POISSON",
+    )
+    poisson_depth: IntProperty(  # type: ignore[valid-type]
+        name="Poisson Depth",
+        description="Detail of the Poisson surface (octree depth, 4 to 12). 0: chosen from the "
+        "number of points",
+        default=0,
+        min=0,
+        max=12,
+    )
+    trim: BoolProperty(  # type: ignore[valid-type]
+        name="Trim to Visible Surface",
+        description="Keep only the surface the photo shows (open) instead of a closed solid",
+        default=False,
+    )
+    target_faces: IntProperty(  # type: ignore[valid-type]
+        name="Target Faces",
+        description="Simplify the mesh to about this many faces. 0: no simplification",
+        default=0,
+        min=0,
+        soft_max=1_000_000,
+    )
+    smooth: IntProperty(  # type: ignore[valid-type]
+        name="Smoothing",
+        description="Taubin smoothing iterations",
+        default=0,
+        min=0,
+        soft_max=50,
+    )
+    max_size: IntProperty(  # type: ignore[valid-type]
+        name="Working Size",
+        description="The photo is scaled so its longer side has at most this many pixels",
+        default=640,
+        min=32,
+        soft_max=2048,
+        subtype="PIXEL",
+    )
+    create_camera: BoolProperty(  # type: ignore[valid-type]
+        name="Create Camera",
+        description="Add a camera with the photo's field of view and the photo as background, "
+        "so the mesh lines up with the photo through it",
+        default=True,
+    )
+
+
+#: The options the panel keeps per scene and the operator takes when not given explicitly.
+OPTION_NAMES = tuple(ReconstructOptions.__annotations__)
+
+
+class IMG2MESH_PG_settings(ReconstructOptions, bpy.types.PropertyGroup):
+    """The panel's options, saved with the scene."""
+
+    source: EnumProperty(  # type: ignore[valid-type]
+        name="Source",
+        description="Where the photo comes from",
+        items=[
+            ("FILE", "File", "A photo file on disk"),
+            ("IMAGE", "Blender Image", "An image already open in Blender"),
+        ],
+        default="FILE",
+    )
+
+
+classes = (IMG2MESH_PG_settings,)
+
+
+def register() -> None:
+    bpy.types.Scene.img2mesh = bpy.props.PointerProperty(  # type: ignore[attr-defined,func-returns-value]
+        type=IMG2MESH_PG_settings
+    )
+
+
+def unregister() -> None:
+    del bpy.types.Scene.img2mesh  # type: ignore[attr-defined]

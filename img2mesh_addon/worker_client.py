@@ -1,0 +1,454 @@
+"""The add-on's side of the reconstruction worker: one long-lived subprocess and the run in flight.
+
+The worker (``python -m core.worker`` in the reconstruction environment) speaks JSON
+lines (docs/worker-protocol.md). Reader threads put its messages on a queue; only
+the main thread drains it, through :meth:`Job.poll`. No bpy here: the operators
+turn a finished :class:`Job` into Blender data.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The worker protocol this add-on speaks (core/worker.py PROTOCOL).
+PROTOCOL = 1
+#: Seconds a worker gets to exit after "shutdown" or SIGTERM before it is killed.
+GRACE_SECONDS = 3.0
+#: Stage labels, as the core names them (core/pipeline.py STAGE_LABELS).
+STAGE_LABELS = {
+    "start": "Starting the worker",
+    "load": "Loading image",
+    "segment": "Removing background",
+    "depth": "Estimating depth",
+    "pointcloud": "Building point cloud",
+    "mesh": "Meshing",
+}
+
+
+class WorkerError(Exception):
+    """The worker cannot do the job (gone, hung, refused); the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker process is started with; a different config needs a new worker."""
+
+    python: str
+    env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def make(cls, python: str, env: dict[str, str] | None = None) -> WorkerConfig:
+        return cls(python, tuple(sorted((env or {}).items())))
+
+
+class WorkerClient:
+    """One worker subprocess: start, send requests, receive events on a queue, stop."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self.last_activity = time.monotonic()
+        self.info: dict[str, Any] = {}  # the "ready" event
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ended: subprocess.Popen[bytes] | None = None  # the process after stop()
+        self._lock = threading.Lock()
+
+    # -- life ----------------------------------------------------------------------------
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update(dict(self.config.env))
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONIOENCODING"] = "utf-8"
+        # -I: the environment's own packages only (no PYTHONPATH/PYTHONHOME from Blender, no
+        # user site, no current folder on sys.path).
+        command = [self.config.python, "-I", "-u", "-m", "core.worker"]
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        try:
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=tempfile.gettempdir(),
+                **kwargs,
+            )
+        except OSError as exc:
+            raise WorkerError(
+                f"The reconstruction environment's Python {self.config.python} cannot be "
+                f"started ({exc.strerror or exc})."
+            ) from None
+        self.last_activity = time.monotonic()
+        proc = self._proc
+        threading.Thread(target=self._read_stdout, args=(proc,), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(proc,), daemon=True).start()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The worker's process, also after it was stopped (to check it is gone)."""
+        return self._proc or self._ended
+
+    @property
+    def pid(self) -> int | None:
+        proc = self.process
+        return proc.pid if proc else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def send(self, message: dict) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.poll() is not None:
+            raise WorkerError("The reconstruction worker is not running.")
+        try:
+            with self._lock:
+                proc.stdin.write((json.dumps(message) + "\n").encode("utf-8"))
+                proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerError("The reconstruction worker stopped unexpectedly.") from None
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Ask the worker to quit (graceful), else terminate; kill if it does not go."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None and graceful:
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.write(b'{"request": "shutdown"}\n')
+                    proc.stdin.close()
+                proc.wait(GRACE_SECONDS)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        if proc.poll() is None:
+            proc.terminate()
+            if hasattr(signal, "SIGCONT"):  # a stopped process acts on SIGTERM only once resumed
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGCONT)
+            try:
+                proc.wait(GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        # stdout and stderr are closed by their reader threads once they reach the end.
+        self._ended = proc
+
+    def exit_description(self) -> str:
+        """How the process ended, for messages: "exit code 1", "killed by SIGKILL"."""
+        proc = self._proc or self._ended
+        code = proc.poll() if proc else None
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    def last_error_line(self) -> str:
+        """The last line the worker wrote to stderr that says something."""
+        for line in reversed(self.stderr_tail):
+            if line.strip() and not line.startswith(("  ", "Traceback")):
+                return line.strip()
+        return ""
+
+    # -- reader threads -------------------------------------------------------------------
+    def _read_stdout(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            self.last_activity = time.monotonic()
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                self.stderr_tail.append(line)  # not protocol: treat as log output
+                continue
+            if isinstance(message, dict):
+                self.events.put(message)
+        proc.stdout.close()
+        proc.wait()
+        self.events.put({"event": "exit", "id": None, "pid": proc.pid})
+
+    def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        pending = b""
+        fd = proc.stderr.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            # Any output is a sign of life: downloads report progress only on stderr.
+            self.last_activity = time.monotonic()
+            pending += chunk
+            *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
+            for line in lines:
+                text = line.decode("utf-8", "replace").rstrip()
+                if text:
+                    self.stderr_tail.append(text)
+                    print(f"img2mesh worker: {text}", file=sys.stderr)
+        proc.stderr.close()
+
+
+# ---------------------------------------------------------------------------- the worker
+
+
+_worker: WorkerClient | None = None
+_ids = itertools.count(1)
+
+
+def current_worker() -> WorkerClient | None:
+    """The running worker, if any (for status displays and tests)."""
+    return _worker if _worker is not None and _worker.alive() else None
+
+
+def get_worker(config: WorkerConfig) -> WorkerClient:
+    """The running worker for ``config``; a new one if there is none, it died or config changed."""
+    global _worker
+    if _worker is not None and (_worker.config != config or not _worker.alive()):
+        discard_worker(graceful=_worker.alive())
+    if _worker is None:
+        worker = WorkerClient(config)
+        worker.start()
+        _worker = worker
+    return _worker
+
+
+def discard_worker(*, graceful: bool = False) -> None:
+    """Stop the worker (if any); the next run starts a new one."""
+    global _worker
+    worker, _worker = _worker, None
+    if worker is not None:
+        worker.stop(graceful=graceful)
+
+
+def shutdown() -> None:
+    """On unregister and on quit: cancel what runs and stop the worker."""
+    job = active_job()
+    if job is not None:
+        job.cancel()
+    discard_worker(graceful=True)
+
+
+# ------------------------------------------------------------------------------- the job
+
+
+@dataclass
+class Job:
+    """One reconstruction request in flight, from sending it to the imported (or dropped) result."""
+
+    worker: WorkerClient
+    image: str
+    name: str
+    settings: dict
+    timeout: float
+    folder: str = ""
+    request_id: str = ""
+    state: str = "running"  # running | done | failed | cancelled
+    stage: str = "start"
+    fraction: float = 0.0
+    overall: float = 0.0
+    message: str = STAGE_LABELS["start"]
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (stage, message)
+    error: str = ""
+    error_kind: str = ""
+    done: dict = field(default_factory=dict)  # the "done" event
+    ready: bool = False  # the worker has said "ready"
+
+    @property
+    def result_path(self) -> str:
+        return os.path.join(self.folder, "result.npz")
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+    def poll(self) -> bool:
+        """Drain the worker's messages (main thread); True once the job has finished."""
+        if self.finished:
+            return True
+        while self.state == "running":
+            try:
+                message = self.worker.events.get_nowait()
+            except queue.Empty:
+                break
+            self._handle(message)
+        if self.state == "running" and time.monotonic() - self.worker.last_activity > self.timeout:
+            self._fail(
+                "Timeout",
+                f"The reconstruction worker gave no sign of life for {self.timeout:g} seconds "
+                "and was stopped; try again, or raise the timeout in the add-on's preferences.",
+            )
+        return self.finished
+
+    def wait(self, interval: float = 0.05) -> None:
+        """Block until the job has finished (the synchronous path)."""
+        while not self.poll():
+            try:
+                message = self.worker.events.get(timeout=interval)
+            except queue.Empty:
+                continue
+            self._handle(message)
+
+    def cancel(self) -> None:
+        """Stop for real: the worker process is terminated (the next run starts a new one)."""
+        if self.finished:
+            return
+        self.state = "cancelled"
+        self.error, self.error_kind = "Reconstruction cancelled.", "Cancelled"
+        if _worker is self.worker:
+            discard_worker(graceful=False)
+        else:
+            self.worker.stop(graceful=False)
+        self.cleanup()
+        _forget(self)
+
+    def cleanup(self) -> None:
+        """Remove the private temp folder (after import, on failure or cancel)."""
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    # -- messages ---------------------------------------------------------------------------
+    def _handle(self, message: dict) -> None:
+        event = message.get("event")
+        if event == "exit":
+            if message.get("pid") != self.worker.pid:
+                return  # an old worker's farewell
+            how = self.worker.exit_description()
+            if self.ready:
+                text = (
+                    f"The reconstruction worker stopped unexpectedly ({how}); "
+                    "the next run starts a new one."
+                )
+            else:
+                reason = self.worker.last_error_line() or how
+                text = (
+                    f"The reconstruction environment cannot run the worker ({reason}); "
+                    "check it in the add-on's preferences (Set up or choose another one)."
+                )
+            self._fail("WorkerDied", text)
+            return
+        if event == "ready" and message.get("id") is None:
+            if message.get("protocol") != PROTOCOL:
+                self._fail(
+                    "Protocol",
+                    f"The reconstruction environment has img2mesh "
+                    f"{message.get('img2mesh_version', '?')} (worker protocol "
+                    f"{message.get('protocol')}), which this add-on (protocol {PROTOCOL}) cannot "
+                    "use; press Set up in the add-on's preferences to update it.",
+                )
+                return
+            self.worker.info = message
+            self.ready = True
+            return
+        if message.get("id") != self.request_id:
+            return  # not ours (a late message of an earlier request)
+        if event == "progress":
+            self.stage = str(message.get("stage", self.stage))
+            self.fraction = float(message.get("fraction", 0.0))
+            self.overall = float(message.get("overall", self.overall))
+            self.message = str(message.get("message") or STAGE_LABELS.get(self.stage, ""))
+            self.messages.append((self.stage, self.message))
+        elif event == "done":
+            self.done = message
+            self.state = "done"
+            self.overall = 1.0
+            _forget(self)
+        elif event == "error":
+            self.error_kind = str(message.get("kind", "Error"))
+            self.error = str(message.get("message") or "The reconstruction failed.")
+            self.state = "failed"
+            self.cleanup()
+            _forget(self)
+
+    def _fail(self, kind: str, text: str) -> None:
+        """The worker cannot finish this job: stop it (the next run starts a new one)."""
+        self.state, self.error_kind, self.error = "failed", kind, text
+        tail = list(self.worker.stderr_tail)[-15:]
+        if tail:
+            print("img2mesh: the worker's last output:\n  " + "\n  ".join(tail), file=sys.stderr)
+        if _worker is self.worker:
+            discard_worker(graceful=False)
+        else:
+            self.worker.stop(graceful=False)
+        self.cleanup()
+        _forget(self)
+
+
+_job: Job | None = None
+#: The most recent job, running or not (what the last run printed, for status and tests).
+last_job: Job | None = None
+
+
+def active_job() -> Job | None:
+    """The reconstruction running now, if any."""
+    return _job if _job is not None and not _job.finished else None
+
+
+def _forget(job: Job) -> None:
+    global _job
+    if _job is job:
+        _job = None
+
+
+def start_job(
+    config: WorkerConfig,
+    image: str,
+    settings: dict,
+    *,
+    name: str,
+    timeout: float,
+) -> Job:
+    """Send a reconstruction to the worker (started if needed); refuses a second one at once."""
+    global _job, last_job
+    if active_job() is not None:
+        raise WorkerError(
+            "A reconstruction is already running; wait for it to finish or cancel it first."
+        )
+    worker = get_worker(config)
+    worker.last_activity = time.monotonic()  # an idle worker has been quiet, not hung
+    job = Job(worker, image, name, settings, timeout, ready=bool(worker.info))
+    job.folder = tempfile.mkdtemp(prefix="img2mesh-")
+    job.request_id = f"r{next(_ids)}"
+    request = {
+        "request": "reconstruct",
+        "id": job.request_id,
+        "image": image,
+        "settings": settings,
+        "output": job.result_path,
+    }
+    try:
+        worker.send(request)
+    except WorkerError:
+        job.cleanup()
+        discard_worker()
+        raise WorkerError(
+            "The reconstruction worker stopped before it got the request; try again."
+        ) from None
+    _job = last_job = job
+    return job
