@@ -1,0 +1,493 @@
+"""Reconstruct from Image in bpy 4.5: the operator, blocking and in the background, with a real worker.
+
+The worker runs in the core's environment (.venv) exactly as in real use; the
+models are the tiny random ones of tests/tiny_models.py, or none (colour key and
+silhouette inflation).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip(
+    "bpy",
+    reason="bpy (Blender as a Python module) is not importable: run .venv-blender/bin/pytest tests/blender",
+)
+from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
+from mathutils import Vector  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+WEIGHT_FREE = {"segment": "KEY", "depth": "INFLATE", "mesh": "GRID", "max_size": 96}
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def reconstruct(**options):
+    """Run the operator as a button does (with its undo step); returns its result set."""
+    return bpy.ops.img2mesh.reconstruct("EXEC_DEFAULT", True, **options)
+
+
+def drive(timeout: float = 120.0) -> list[float]:
+    """Call the add-on's timer until it says it is done, as Blender's event loop would."""
+    from img2mesh_addon import operators
+
+    seen, deadline = [], time.monotonic() + timeout
+    while operators.tick() is not None:
+        job = operators.running_job()
+        if job is not None:
+            seen.append(job.overall)
+        assert time.monotonic() < deadline, "the background run did not finish"
+        time.sleep(0.02)
+    # Blender drops a timer that returns None; bpy never calls it, so do that here.
+    if bpy.app.timers.is_registered(operators.tick):
+        bpy.app.timers.unregister(operators.tick)
+    return seen
+
+
+def drive_until(predicate, timeout: float = 60.0) -> None:
+    """Drive the timer until ``predicate(job)`` holds for the running job."""
+    from img2mesh_addon import operators
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job = operators.running_job()
+        assert job is not None, "the run ended early"
+        if predicate(job):
+            return
+        assert operators.tick() is not None
+        assert time.monotonic() < deadline, "the run never got there"
+        time.sleep(0.02)
+
+
+def loading(job) -> bool:
+    """Whether the worker has begun loading a depth model during this job."""
+    return any(stage == "depth" and m.startswith("Loading ") for stage, m in job.messages)
+
+
+def undo() -> None:
+    window = bpy.context.window_manager.windows[0]
+    with bpy.context.temp_override(window=window, screen=window.screen):
+        bpy.ops.ed.undo()
+
+
+def datablocks() -> dict[str, set[str]]:
+    return {
+        kind: {block.name for block in getattr(bpy.data, kind)}
+        for kind in ("objects", "meshes", "materials", "cameras", "images")
+    }
+
+
+def colors(mesh) -> np.ndarray:
+    attribute = mesh.color_attributes["Color"]
+    rgba = np.zeros(len(attribute.data) * 4, dtype=np.float32)
+    attribute.data.foreach_get("color_srgb", rgba)
+    return rgba.reshape(-1, 4)[:, :3]
+
+
+def positions(mesh) -> np.ndarray:
+    co = np.zeros(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3)
+
+
+def pixels_seen_by_camera(obj, cam, samples: np.ndarray) -> np.ndarray:
+    """(row, col) of the photo that the camera sees at the given vertices (fractional)."""
+    scene = bpy.context.scene
+    w, h = scene.render.resolution_x, scene.render.resolution_y
+    out = []
+    for v in positions(obj.data)[samples]:
+        ndc = world_to_camera_view(scene, cam, obj.matrix_world @ Vector(v.tolist()))
+        out.append(((1.0 - ndc.y) * h - 0.5, ndc.x * w - 0.5))
+    return np.array(out)
+
+
+def worker_module():
+    from img2mesh_addon import worker_client
+
+    return worker_client
+
+
+def wait_gone(proc, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------- runs that land
+
+
+def test_reconstruct_gives_the_photo_coloured_mesh_and_its_camera(
+    addon, photo, tiny_models, temp_root
+):
+    png, rgb = photo
+    bpy.ops.ed.undo_push(message="Before")
+    result = reconstruct(
+        filepath=str(png),
+        segment="REMBG",
+        rembg_model=str(tiny_models / "tiny_seg.onnx"),
+        depth="MODEL",
+        depth_model=str(tiny_models / "tiny-glpn"),
+        mesh="GRID",
+        max_size=160,
+        auto_fov=False,
+        fov=math.radians(50.0),
+    )
+    assert result == {"FINISHED"}
+    done = worker_module().last_job.done
+
+    obj = bpy.data.objects["toy"]
+    assert obj.type == "MESH"
+    assert bpy.context.view_layer.objects.active == obj and obj.select_get()
+    assert [o.name for o in bpy.context.selected_objects] == ["toy"]
+    mesh = obj.data
+    assert len(mesh.polygons) == done["faces"] > 1000
+    assert len(mesh.vertices) == done["vertices"]
+    assert not mesh.validate()
+
+    # Colours: a byte sRGB attribute on the points, the active and render one.
+    attribute = mesh.color_attributes["Color"]
+    assert (attribute.data_type, attribute.domain) == ("BYTE_COLOR", "POINT")
+    assert mesh.color_attributes.active_color_name == "Color"
+    assert mesh.color_attributes.render_color_index == mesh.color_attributes.active_color_index
+    # ... equal to the photo's pixels where the photo's camera sees each vertex.
+    cam = bpy.data.objects["toy Camera"]
+    samples = np.random.default_rng(0).choice(len(mesh.vertices), 300, replace=False)
+    rows_cols = pixels_seen_by_camera(obj, cam, samples)
+    assert np.abs(rows_cols - np.rint(rows_cols)).max() < 0.01  # grid vertices: pixel centres
+    r, c = np.rint(rows_cols).astype(int).T
+    np.testing.assert_array_equal(
+        np.rint(colors(mesh)[samples] * 255).astype(int), rgb[r, c].astype(int)
+    )
+
+    # The material shows that attribute; faces are smooth.
+    bsdf = next(n for n in obj.active_material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    link = bsdf.inputs["Base Color"].links[0]
+    assert (link.from_node.type, link.from_node.layer_name) == ("VERTEX_COLOR", "Color")
+    smooth = np.zeros(len(mesh.polygons), dtype=bool)
+    mesh.polygons.foreach_get("use_smooth", smooth)
+    assert smooth.all()
+
+    # The camera: the photo's field of view, resolution and the photo behind the mesh.
+    scene = bpy.context.scene
+    assert scene.camera == cam
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (160, 120)
+    assert cam.data.sensor_fit == "HORIZONTAL"
+    assert math.degrees(cam.data.angle_x) == pytest.approx(50.0, abs=1e-4)
+    background = cam.data.background_images[0].image
+    assert os.path.samefile(bpy.path.abspath(background.filepath), png)
+
+    # Nothing left behind, and one undo takes it all away.
+    assert list(temp_root.iterdir()) == []
+    undo()
+    assert "toy" not in bpy.data.objects and "toy Camera" not in bpy.data.objects
+    assert len(bpy.data.meshes) == 0
+
+
+def test_second_reconstruction_skips_the_model_load(addon, photo, tiny_models):
+    bpy.context.preferences.addons["img2mesh_addon"].preferences.use_cache = False
+    try:
+        options = {
+            "filepath": str(photo[0]),
+            "segment": "KEY",
+            "depth": "MODEL",
+            "depth_model": str(tiny_models / "tiny-depth-anything"),
+            "mesh": "GRID",
+        }
+        assert reconstruct(max_size=96, **options) == {"FINISHED"}
+        first = worker_module().last_job
+        assert reconstruct(max_size=128, **options) == {"FINISHED"}
+        second = worker_module().last_job
+    finally:
+        bpy.context.preferences.addons["img2mesh_addon"].preferences.use_cache = True
+    assert first.worker is second.worker and first.worker.alive()
+    assert ("depth", f"Loading {tiny_models / 'tiny-depth-anything'}") in first.messages
+    assert not loading(second), second.messages
+    assert second.done["report"]["cache"]["depth"] is False  # it did run the network
+    assert len(bpy.data.objects["toy.001"].data.polygons) == second.done["faces"]
+
+
+def test_offline_missing_model_says_why(addon, photo):
+    before = datablocks()
+    with pytest.raises(RuntimeError) as error:
+        reconstruct(
+            filepath=str(photo[0]), segment="KEY", depth_model="img2mesh-tests/no-such-model"
+        )
+    message = str(error.value)
+    assert "could not be loaded" in message
+    assert "Blender's online access is off (Preferences > System > Network)" in message
+    assert datablocks() == before
+
+
+def test_background_run_matches_the_blocking_one_and_is_one_undo_step(addon, photo, temp_root):
+    from img2mesh_addon import operators
+
+    # The grid is deterministic (Poisson runs on several threads and is not, quite).
+    options = {"filepath": str(photo[0]), **WEIGHT_FREE, "max_size": 160}
+    assert reconstruct(**options) == {"FINISHED"}
+    blocking = bpy.data.objects["toy"].data
+    expected = positions(blocking), colors(blocking), len(blocking.polygons)
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+    bpy.ops.ed.undo_push(message="Before")
+    assert bpy.ops.img2mesh.reconstruct("EXEC_DEFAULT", True, background=True, **options) == {
+        "CANCELLED"  # started: nothing changed yet, so no undo step of its own
+    }
+    assert operators.running_job() is not None
+    assert "toy" not in bpy.data.objects  # only the timer imports, on the main thread
+    progress = drive()
+    assert progress == sorted(progress) and progress[-1] > 0.5
+    obj = bpy.data.objects["toy"]
+    np.testing.assert_array_equal(positions(obj.data), expected[0])
+    np.testing.assert_array_equal(colors(obj.data), expected[1])
+    assert len(obj.data.polygons) == expected[2]
+    assert bpy.context.view_layer.objects.active == obj
+    assert operators.last_outcome.ok and operators.last_outcome.text.startswith("toy.png: ")
+    assert list(temp_root.iterdir()) == []
+
+    undo()
+    assert "toy" not in bpy.data.objects and "toy Camera" not in bpy.data.objects
+
+
+def test_a_second_reconstruction_is_refused_while_one_runs(addon, photo):
+    options = {"filepath": str(photo[0]), **WEIGHT_FREE}
+    reconstruct(background=True, **options)
+    with pytest.raises(RuntimeError, match="A reconstruction is already running"):
+        reconstruct(**options)
+    with pytest.raises(RuntimeError, match="A reconstruction is already running"):
+        reconstruct(background=True, **options)
+    drive()
+    assert [o.name for o in bpy.data.objects if o.type == "MESH"] == ["toy"]
+
+
+def test_panel_options_are_used_when_the_operator_is_given_none(addon, photo):
+    settings = bpy.context.scene.img2mesh
+    settings.source = "FILE"
+    settings.filepath = str(photo[0])
+    settings.segment, settings.depth, settings.mesh = "KEY", "INFLATE", "GRID"
+    settings.max_size, settings.trim, settings.create_camera = 64, True, False
+    settings.auto_fov, settings.fov = False, math.radians(40.0)
+    assert reconstruct() == {"FINISHED"}
+    used = worker_module().last_job.done["report"]["settings"]
+    assert (used["segment"], used["depth"], used["mesh"]) == ("key", "inflate", "grid")
+    assert (used["max_size"], used["open"], used["fov"]) == (64, True, pytest.approx(40.0))
+    assert "toy" in bpy.data.objects and len(bpy.data.cameras) == 0
+
+
+def test_an_image_open_in_blender_packed_or_not(addon, photo, temp_root):
+    png, rgb = photo
+    image = bpy.data.images.load(str(png))
+    assert reconstruct(image=image.name, **WEIGHT_FREE) == {"FINISHED"}
+    cam = bpy.data.objects["toy Camera"]
+    assert cam.data.background_images[0].image == image
+    assert len(bpy.data.images) == 1
+
+    image.pack()
+    image.filepath = "//gone/elsewhere.png"  # only the packed pixels are left
+    assert reconstruct(image=image.name, **WEIGHT_FREE) == {"FINISHED"}
+    assert bpy.data.objects["toy.001"].type == "MESH"
+    assert bpy.data.objects["toy.001 Camera"].data.background_images[0].image == image
+    assert len(bpy.data.images) == 1
+    assert list(temp_root.iterdir()) == []
+
+
+# ---------------------------------------------------------------- runs that do not land
+
+
+def test_a_user_error_is_one_sentence_and_leaves_nothing(addon, photo, temp_root):
+    reconstruct(filepath=str(photo[0]), **WEIGHT_FREE)  # a warm worker
+    worker = worker_module().current_worker()
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+    missing = temp_root.parent / "nope.jpg"
+    with pytest.raises(RuntimeError) as error:
+        reconstruct(filepath=str(missing), **WEIGHT_FREE)
+    assert str(error.value).strip() == f"Error: The image '{missing}' does not exist."
+    assert datablocks() == {k: set() for k in datablocks()}
+    assert list(temp_root.iterdir()) == []
+    assert worker_module().current_worker() is worker  # user errors keep the worker
+
+
+def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(
+    addon, photo, tiny_models, temp_root
+):
+    from img2mesh_addon import operators
+
+    worker_client = worker_module()
+    worker_client.discard_worker()  # a fresh worker: its model load takes seconds
+    bpy.context.preferences.addons["img2mesh_addon"].preferences.use_cache = False
+    bpy.data.meshes.new("Existing")
+    before = datablocks()
+    try:
+        reconstruct(
+            background=True,
+            filepath=str(photo[0]),
+            segment="KEY",
+            depth="MODEL",
+            depth_model=str(tiny_models / "tiny-glpn"),
+            mesh="GRID",
+            max_size=80,
+        )
+        drive_until(loading)  # mid-run: loading the depth model
+        job = operators.running_job()
+        process = job.worker.process
+        assert bpy.ops.img2mesh.cancel() == {"FINISHED"}
+    finally:
+        bpy.context.preferences.addons["img2mesh_addon"].preferences.use_cache = True
+    wait_gone(process)
+    assert process.poll() is not None  # really stopped
+    assert worker_client.current_worker() is None
+    assert operators.running_job() is None and operators.tick() is None
+    assert operators.last_outcome.text == "Reconstruction cancelled."
+    assert datablocks() == before
+    assert list(temp_root.iterdir()) == []
+    assert not bpy.ops.img2mesh.cancel.poll()  # Esc does its usual job again
+
+
+def test_a_killed_worker_is_reported_and_the_next_run_works(addon, photo, tiny_models, temp_root):
+    from img2mesh_addon import operators
+
+    worker_client = worker_module()
+    worker_client.discard_worker()
+    before = datablocks()
+    reconstruct(
+        background=True,
+        filepath=str(photo[0]),
+        segment="KEY",
+        depth="MODEL",
+        depth_model=str(tiny_models / "tiny-glpn"),
+        mesh="GRID",
+        max_size=72,
+    )
+    drive_until(loading)
+    job = operators.running_job()
+    os.kill(job.worker.pid, signal.SIGKILL)
+    drive()
+    assert not operators.last_outcome.ok
+    assert operators.last_outcome.text == (
+        "The reconstruction worker stopped unexpectedly (killed by SIGKILL); "
+        "the next run starts a new one."
+    )
+    assert datablocks() == before
+    assert list(temp_root.iterdir()) == []
+
+    assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
+    assert worker_client.current_worker().pid != job.worker.pid
+
+
+def test_a_worker_that_died_while_idle_is_replaced_quietly(addon, photo):
+    assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
+    worker = worker_module().current_worker()
+    worker.process.kill()
+    wait_gone(worker.process)
+    assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
+    assert worker_module().current_worker().pid != worker.pid
+
+
+def test_a_hung_worker_times_out_with_a_clear_message(addon, photo, tiny_models, temp_root):
+    from img2mesh_addon import operators
+
+    prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
+    worker_module().discard_worker()
+    prefs.timeout = 2
+    reconstruct(
+        background=True,
+        filepath=str(photo[0]),
+        segment="KEY",
+        depth="MODEL",
+        depth_model=str(tiny_models / "tiny-glpn"),
+        mesh="GRID",
+        max_size=88,
+    )
+    drive_until(loading)
+    job = operators.running_job()
+    os.kill(job.worker.pid, signal.SIGSTOP)  # alive, silent, going nowhere
+    started = time.monotonic()
+    drive(timeout=30)
+    assert 1.5 < time.monotonic() - started < 15
+    assert operators.last_outcome.text == (
+        "The reconstruction worker gave no sign of life for 2 seconds and was stopped; "
+        "try again, or raise the timeout in the add-on's preferences."
+    )
+    wait_gone(job.worker.process)
+    assert job.worker.process.poll() is not None
+    assert list(temp_root.iterdir()) == []
+
+
+def test_without_an_environment_the_error_says_what_to_do(addon, photo, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("IMG2MESH_PYTHON")
+    with pytest.raises(
+        RuntimeError, match="There is no reconstruction environment yet: press Set up"
+    ):
+        reconstruct(filepath=str(photo[0]), **WEIGHT_FREE)
+    # A Python without img2mesh (bpy's own): the worker cannot start, and says why.
+    prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
+    prefs.python_path = sys.executable
+    try:
+        with pytest.raises(RuntimeError) as error:
+            reconstruct(filepath=str(photo[0]), **WEIGHT_FREE)
+    finally:
+        prefs.python_path = ""
+    assert "The reconstruction environment cannot run the worker" in str(error.value)
+    assert "No module named 'core'" in str(error.value) or "core.worker" in str(error.value)
+
+
+def test_disabling_the_addon_stops_its_worker(addon, photo):
+    import addon_utils
+
+    assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
+    process = worker_module().current_worker().process
+    addon_utils.disable("img2mesh_addon")
+    try:
+        assert process.poll() is not None
+        assert not hasattr(bpy.ops.img2mesh, "reconstruct") or not hasattr(
+            bpy.types, "IMG2MESH_OT_reconstruct"
+        )
+    finally:
+        addon_utils.enable("img2mesh_addon", default_set=True)
+
+
+def test_panel_and_drop_target_are_registered(addon):
+    from img2mesh_addon import panel
+
+    assert panel.IMG2MESH_PT_main.bl_category == "Img2Mesh"
+    assert hasattr(bpy.types, "IMG2MESH_PT_main")
+    assert set(bpy.types.IMG2MESH_OT_reconstruct.bl_options) >= {"REGISTER", "UNDO"}
+    handler = bpy.types.FileHandler.bl_rna_get_subclass_py("IMG2MESH_FH_image")
+    assert handler.bl_import_operator == "img2mesh.reconstruct"
+    assert ".jpg" in handler.bl_file_extensions.split(";")
+    window = bpy.context.window_manager.windows[0]
+    areas = {area.type: area for area in window.screen.areas}
+    if "VIEW_3D" in areas:
+        with bpy.context.temp_override(window=window, area=areas["VIEW_3D"]):
+            assert handler.poll_drop(bpy.context)
+
+
+def test_interactive_runs_take_the_panels_options_and_a_dropped_photo(addon, photo):
+    """invoke (button, F3, drop) is not reachable without a window; its option rule is."""
+    from img2mesh_addon import operators
+
+    class Remembered:  # an operator whose properties Blender restored from an earlier run
+        class properties:
+            @staticmethod
+            def is_property_set(name: str) -> bool:
+                return name in ("filepath", "mesh", "max_size")
+
+        filepath, mesh, max_size = "/dropped/photo.jpg", "POISSON", 2048
+
+    settings = bpy.context.scene.img2mesh
+    settings.filepath, settings.mesh, settings.max_size = str(photo[0]), "GRID", 64
+    interactive = operators.resolve_options(Remembered(), bpy.context.scene, interactive=True)
+    assert interactive["filepath"] == "/dropped/photo.jpg"  # the drop wins
+    assert (interactive["mesh"], interactive["max_size"]) == ("GRID", 64)  # the panel wins
+    scripted = operators.resolve_options(Remembered(), bpy.context.scene)
+    assert (scripted["mesh"], scripted["max_size"]) == ("POISSON", 2048)  # what a script gave
+    assert scripted["segment"] == settings.segment  # and the panel for the rest
