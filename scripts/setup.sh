@@ -71,4 +71,11 @@ if [ $TESTS -eq 1 ] && ! .venv-blender/bin/python -c "import bpy" 2>/dev/null; t
   .venv-blender/bin/pip install -q "bpy==4.5.*" "numpy<2" pytest 2>&1 | grep -v "is ignored" || true
   .venv-blender/bin/python -c "import bpy" || { say "bpy 4.5 could not be installed"; exit 1; }
 fi
+if [ $TESTS -eq 1 ] && ! .venv-typecheck/bin/mypy --version >/dev/null 2>&1; then
+  say "creating .venv-typecheck (mypy and fake-bpy-module, to type-check the add-on)"
+  rm -rf .venv-typecheck
+  $PY -m venv .venv-typecheck
+  .venv-typecheck/bin/pip install -q "fake-bpy-module-4.5" mypy "numpy<2" 2>&1 | grep -v "is ignored" || true
+  .venv-typecheck/bin/mypy --version >/dev/null || { say "mypy could not be installed"; exit 1; }
+fi
 say "ready"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the whole test suite: the core in .venv, the add-on in bpy 4.5
-# (.venv-blender) and in the real Blender binary. Extra arguments go to both pytest runs.
+# (.venv-blender) and in the real Blender binary, ruff, and mypy on the add-on. Extra arguments go to
+# both pytest runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests || exit 1
@@ -19,4 +20,5 @@ run() {
 run "core (.venv)" .venv/bin/python -m pytest tests/core "$@"
 run "Blender add-on (bpy 4.5, .venv-blender)" .venv-blender/bin/python -m pytest tests/blender "$@"
 run "lint (ruff)" .venv/bin/ruff check .
+run "types (mypy + fake-bpy-module)" .venv-typecheck/bin/mypy
 exit $status
