@@ -301,7 +301,8 @@ def _popup(text: str) -> None:
         for line in preferences.wrap_text(text, context, 600):
             menu.layout.label(text=line)
 
-    wm.popup_menu(draw, title=UNDO_MESSAGE, icon="ERROR")
+    with _in_a_window():  # a popup needs a window, which a timer's context lacks
+        wm.popup_menu(draw, title=UNDO_MESSAGE, icon="ERROR")
 
 
 # ----------------------------------------------------------------------------- operators

@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -491,3 +492,71 @@ def test_interactive_runs_take_the_panels_options_and_a_dropped_photo(addon, pho
     scripted = operators.resolve_options(Remembered(), bpy.context.scene)
     assert (scripted["mesh"], scripted["max_size"]) == ("POISSON", 2048)  # what a script gave
     assert scripted["segment"] == settings.segment  # and the panel for the rest
+
+
+class RecordingLayout:
+    """Stands in for UILayout, which only exists while Blender draws a window.
+
+    It runs the add-on's draw code for real and checks what it names: every property
+    drawn exists on the (real) data it is drawn from, every button's operator exists.
+    """
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def _sub(self, *args, **kwargs):
+        return RecordingLayout(self.log)
+
+    row = column = box = split = _sub
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, name
+        self.log.append(("prop", name))
+
+    def prop_search(self, data, name, search_data, search_name, **kwargs):
+        assert name in data.bl_rna.properties and hasattr(search_data, search_name)
+        self.log.append(("prop", name))
+
+    def label(self, *, text="", icon="NONE"):
+        assert icon in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items
+        self.log.append(("label", text))
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), idname
+        self.log.append(("operator", idname))
+        return type("Properties", (), {})()
+
+    def progress(self, *, factor, type, text):
+        assert 0.0 <= factor <= 1.0
+        self.log.append(("progress", text))
+
+
+def test_the_panel_and_preferences_draw_what_exists(addon, photo):
+    from img2mesh_addon import operators, panel, preferences
+
+    def draw(cls) -> list:
+        log: list = []
+        cls.draw(SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
+        return log
+
+    idle = draw(panel.IMG2MESH_PT_main)
+    assert ("operator", "img2mesh.reconstruct") in idle
+    assert {("prop", n) for n in ("filepath", "segment", "depth", "mesh", "trim")} <= set(idle)
+
+    reconstruct(background=True, filepath=str(photo[0]), **WEIGHT_FREE)
+    running = draw(panel.IMG2MESH_PT_main)
+    assert ("operator", "img2mesh.cancel") in running
+    assert any(kind == "progress" for kind, _ in running)
+    drive()
+    after = draw(panel.IMG2MESH_PT_main)
+    assert ("label", operators.last_outcome.text) in after
+
+    # AddonPreferences.layout cannot be replaced: draw a stand-in holding the real values.
+    prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
+    values = {p.identifier: getattr(prefs, p.identifier) for p in prefs.bl_rna.properties}
+    log: list = []
+    stand_in = SimpleNamespace(**values, bl_rna=prefs.bl_rna, layout=RecordingLayout(log))
+    preferences.IMG2MESH_AddonPreferences.draw(stand_in, bpy.context)
+    assert ("operator", "img2mesh.setup_environment") in log
+    assert any(kind == "label" and text.startswith("Ready: img2mesh") for kind, text in log)
