@@ -128,6 +128,21 @@ class Pipeline:
             )
         return self._estimators[key]
 
+    def load_models(self, settings: Settings, image_size: tuple[int, int] | None = None) -> None:
+        """Load the networks ``settings`` use now rather than on the first photo.
+
+        ``image_size``: the working image's (width, height), so that the depth network's
+        ONNX Runtime session for that size is made too (see core.depth).
+        """
+        if settings.segment == "rembg":
+            from .segment import BackgroundRemover
+
+            if self._remover is None:
+                self._remover = BackgroundRemover()
+            self._remover.load(settings.rembg_model)
+        if settings.depth == "model":
+            self.depth_estimator(settings).load(image_size)
+
     def text_to_image(self, model: str | None = None, model_dir=None, device: str = "auto"):
         """The text-to-image model for these options, loaded on first use and kept."""
         from .text2image import DEFAULT_T2I_MODEL, TextToImage

@@ -331,3 +331,16 @@ def test_cli_reports_the_backend_and_torch_is_honoured(tmp_path, tiny_glpn, isol
         backends.append(json.loads(report.read_text())["depth"]["backend"])
     assert backends == ["pytorch", "pytorch", "onnxruntime"]  # the first auto run verifies
     assert (isolated_home / "onnx").is_dir()
+
+
+def test_pipeline_loads_its_models_ahead(tiny_glpn, tiny_segmenter):
+    from core.pipeline import Pipeline
+    from core.settings import Settings
+
+    pipeline = Pipeline()
+    settings = Settings(rembg_model=str(tiny_segmenter), model_dir=str(tiny_glpn), device="cpu")
+    pipeline.load_models(settings, (160, 120))
+    assert pipeline.depth_estimator(settings).loaded
+    assert len(pipeline._remover._sessions) == 1
+    result = pipeline.run(toy_photo(160, 120)[0], settings.replace(cache=False, mesh="grid"))
+    assert result.mesh.n_faces > 0 and result.info["depth_backend"] == "pytorch"
