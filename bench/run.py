@@ -1,0 +1,1045 @@
+"""img2mesh against the original approach, side by side in one run: ``python bench/run.py``.
+
+Runs every configuration in its own fresh process on the same inputs, several times
+and interleaved (so a busy machine slows both sides alike), takes medians, and writes
+docs/benchmarks.md, the JSON behind it and a stacked-bar plot of time per stage.
+``--quick`` does the same with tiny models and images (the test suite's smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: Re-mesh variants timed in a warm process after a default run of the same photo.
+REMESH = [{"thickness": 0.3}, {"open": True}, {"mesh": "grid"}]
+
+SCENES = ("sphere", "box", "torus", "toy")
+
+#: How each approach meshes an oracle scene in the geometry benchmark.
+GEOMETRY_MODES = {
+    "ours (default: closed solid)": {},
+    "ours --open": {"open": True},
+    "ours --mesh grid": {"mesh": "grid"},
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models and images (smoke test)")
+    parser.add_argument("--repeat", type=int, help="fresh processes per configuration (3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--images", type=Path, help="folder of the plot (next to --out: images/)")
+    parser.add_argument("--json", type=Path, help="raw results (default: bench/results/)")
+    parser.add_argument("--models", type=Path, help="model folder (default: bench/.models)")
+    parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--no-blender", action="store_true", help="skip the Blender import timing")
+    args = parser.parse_args(argv)
+
+    from bench import models as bench_models
+
+    quick = args.quick
+    repeat = args.repeat or (1 if quick else 3)
+    sizes = [(160, 120)] if quick else [(640, 480), (1280, 960)]
+    images_dir = args.images or args.out.parent / "images"
+    json_path = args.json or ROOT / "bench" / "results" / ("quick.json" if quick else "full.json")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="img2mesh-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = args.models or (work / "models" if quick else bench_models.DEFAULT_FOLDER)
+    home = work / "home"  # IMG2MESH_HOME of every "ours" process: ONNX graphs and caches
+    shutil.rmtree(home, ignore_errors=True)
+    bench = Bench(work, home, quick)
+    first = sizes[0]
+    results: dict = {
+        "machine": machine(),
+        "quick": quick,
+        "repeat": repeat,
+        "sizes": [f"{w}x{h}" for w, h in sizes],
+        "command": "python bench/run.py" + (" --quick" if quick else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+    def independent() -> None:
+        """What needs no network models: versions, geometry on exact depth, Blender."""
+        results["versions"] = versions()
+        log("geometry on oracle scenes")
+        results["geometry"] = bench.geometry(first, SCENES[:1] if quick else SCENES)
+        if not args.no_blender:
+            log("Blender import")
+            results["blender"] = bench.blender(20_000 if quick else 1_000_000, 1 if quick else 3)
+
+    # The smoke test's numbers mean nothing, so it runs these beside the rest; a real
+    # run keeps every measurement alone on the machine.
+    background = Background(independent) if quick else None
+    log(f"models in {model_dir}")
+    only = ["glpn-nyu", "u2net.onnx"] if quick else None
+    bench.models = bench_models.build(model_dir, tiny=quick, only=only)
+    inputs = make_inputs(work / "inputs", sizes)
+    originals = None
+    if quick:  # the original approach needs no ONNX graph: beside ours, too
+
+        def original_runs() -> None:
+            tag = f"{first[0]}x{first[1]}"
+            results["original_runs"] = {f"original {tag}": [bench.original(inputs[first]["first"])]}
+
+        originals = Background(original_runs)
+    log("first runs: exporting and verifying the ONNX graphs")
+    results["first_run"] = bench.first_runs(inputs[first])
+    log(f"timing: {repeat} round(s)")
+    results["timing"] = bench.timing(inputs, sizes, repeat, original=originals is None)
+    if originals is not None:
+        originals.result()
+        results["timing"].update(results.pop("original_runs"))
+    if background is None:
+        independent()
+        log("the real worker")
+        results["worker"] = bench.worker(inputs[first])
+        results["imports"] = bench.import_times()
+    else:
+        background.result()
+    results["targets"] = targets(results, f"{first[0]}x{first[1]}")
+
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    images_dir.mkdir(parents=True, exist_ok=True)
+    plot = images_dir / ("benchmark-stages-quick.png" if quick else "benchmark-stages.png")
+    plot_stages(results, plot)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(results, os.path.relpath(plot, args.out.parent)))
+    log(f"wrote {args.out}, {plot}, {json_path}")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+class Background(threading.Thread):
+    """A function run beside the main thread; :meth:`result` re-raises what it raised."""
+
+    def __init__(self, fn) -> None:
+        super().__init__(daemon=True)
+        self.fn, self.error = fn, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except BaseException as exc:  # handed to the main thread
+            self.error = exc
+
+    def result(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def make_inputs(folder: Path, sizes) -> dict:
+    """Per size: two photos (the toy and the box oracle scenes rendered as JPEG files)."""
+    from PIL import Image
+
+    from core.synthetic import make_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for w, h in sizes:
+        paths = {}
+        for role, name in (("first", "toy"), ("second", "box")):
+            path = folder / f"{name}-{w}x{h}.jpg"
+            Image.fromarray(make_scene(name, width=w, height=h).rgb).save(path, quality=92)
+            paths[role] = path
+        out[(w, h)] = paths
+    return out
+
+
+# --- running processes ---------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, work: Path, home: Path, quick: bool) -> None:
+        self.work, self.home, self.quick = work, home, quick
+        self.models: dict[str, Path] = {}
+        self.env = {**os.environ, "IMG2MESH_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+        self.env.pop("PYTHONPATH", None)
+        self.counter = itertools.count(1)
+
+    def process(self, cmd: list[str], env: dict | None = None) -> dict:
+        """Run ``cmd`` from the repository root; its wall time, peak RSS and what it wrote."""
+        n = next(self.counter)
+        out_json = self.work / f"run-{n}.json"
+        cmd = [str(c).replace("{json}", str(out_json)) for c in cmd]
+        err_path = self.work / f"run-{n}.err"
+        with open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env or self.env, stdout=subprocess.DEVNULL, stderr=err
+            )
+            if hasattr(os, "wait4"):
+                _, status, usage = os.wait4(proc.pid, 0)
+                wall = time.perf_counter() - t0
+                code = os.waitstatus_to_exitcode(status)
+                proc.returncode = code
+                scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes / KiB
+                rss = usage.ru_maxrss * scale
+            else:
+                code = proc.wait()
+                wall, rss = time.perf_counter() - t0, None
+        if code != 0:
+            tail = err_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({code}):\n{tail}")
+        data = json.loads(out_json.read_text()) if out_json.exists() else {}
+        return {"wall": wall, "peak_rss": rss, **data}
+
+    def ours_settings(self, **changes) -> dict:
+        return {
+            "rembg_model": str(self.models["u2net.onnx"]),
+            "model_dir": str(self.models["glpn-nyu"]),
+            "device": "cpu",
+            **changes,
+        }
+
+    def cli(self, image: Path, *extra: str) -> dict:
+        """``img2mesh IMAGE`` with the benchmark's models, default options, a fresh cache."""
+        shutil.rmtree(self.home / "cache", ignore_errors=True)
+        out = self.work / "cli.ply"
+        cmd = [sys.executable, "-m", "core", image, "-o", out, "--overwrite", "-q"]
+        cmd += ["--rembg-model", self.models["u2net.onnx"]]
+        cmd += ["--model-dir", self.models["glpn-nyu"], "--report", "{json}", *extra]
+        return self.process(cmd)
+
+    def first_runs(self, images: dict) -> dict:
+        """The very first runs: PyTorch, then the ONNX export and its verification."""
+        out = {"glpn": self.cli(images["first"])}
+        if not self.quick:
+            da = self.ours(images["first"], model_dir=str(self.models["depth-anything-v2-small"]))
+            out["depth_anything"] = da
+        return out
+
+    def ours(self, image: Path, image2: Path | None = None, remesh=(), **changes) -> dict:
+        cache = Path(tempfile.mkdtemp(prefix="cache-", dir=self.work))
+        cmd = [sys.executable, "-m", "bench.runs", "ours", "--json", "{json}", "--image", image]
+        cmd += ["--out", self.work / "ours.ply", "--cache-dir", cache]
+        cmd += ["--settings", json.dumps(self.ours_settings(**changes))]
+        if image2:
+            cmd += ["--image2", image2]
+        for change in remesh:
+            cmd += ["--remesh", json.dumps(change)]
+        result = self.process(cmd)
+        shutil.rmtree(cache, ignore_errors=True)
+        return result
+
+    def original(self, image: Path) -> dict:
+        cmd = [sys.executable, "-m", "bench.runs", "original", "--json", "{json}"]
+        cmd += ["--image", image, "--out", self.work / "original.ply"]
+        cmd += ["--model", self.models["glpn-nyu"]]
+        return self.process(cmd)
+
+    def timing(self, inputs: dict, sizes, repeat: int, *, original: bool = True) -> dict:
+        """Every timed configuration, ``repeat`` rounds; without ``original``, ours only."""
+        runs: dict[str, list] = {}
+        first = sizes[0]
+        for r in range(repeat):
+            for w, h in sizes:
+                images = inputs[(w, h)]
+                tag = f"{w}x{h}"
+                log(f"round {r + 1}/{repeat}, {tag}")
+                # interleaved, so that a busy machine slows both sides alike
+                if original:
+                    runs.setdefault(f"original {tag}", []).append(self.original(images["first"]))
+                runs.setdefault(f"ours {tag}", []).append(
+                    self.ours(
+                        images["first"],
+                        images["second"],
+                        remesh=REMESH if (w, h) == first else (),
+                    )
+                )
+                runs.setdefault(f"ours cli {tag}", []).append(self.cli(images["first"]))
+            if self.quick:
+                continue  # the smoke test skips the comparisons that import torch
+            images = inputs[first]
+            tag = f"{first[0]}x{first[1]}"
+            da = str(self.models["depth-anything-v2-small"])
+            runs.setdefault(f"ours torch {tag}", []).append(
+                self.ours(images["first"], depth_backend="torch")
+            )
+            runs.setdefault(f"ours da {tag}", []).append(self.ours(images["first"], model_dir=da))
+            runs.setdefault(f"ours da torch {tag}", []).append(
+                self.ours(images["first"], model_dir=da, depth_backend="torch")
+            )
+        return runs
+
+    def geometry(self, size, scenes) -> dict:
+        w, h = size
+        out = {}
+        for scene in scenes:
+            base = [sys.executable, "-m", "bench.runs", "geometry", "--json", "{json}"]
+            base += ["--scene", scene, "--size", f"{w}x{h}", "--workdir", self.work / "scenes"]
+            rows = {"original": self.process([*base, "--approach", "original"])}
+            modes = list(GEOMETRY_MODES.items())[:1] if self.quick else GEOMETRY_MODES.items()
+            for label, options in modes:
+                settings = json.dumps(options)
+                rows[label] = self.process([*base, "--approach", "ours", "--settings", settings])
+            out[scene] = rows
+        return out
+
+    def worker(self, images: dict) -> dict | None:
+        if not (ROOT / "core" / "worker.py").is_file():
+            return None
+        shutil.rmtree(self.home / "cache", ignore_errors=True)
+        cmd = [sys.executable, "-m", "bench.runs", "worker", "--json", "{json}"]
+        cmd += ["--image", images["first"], "--image2", images["second"]]
+        cmd += ["--out", self.work / "worker.npz", "--settings", json.dumps(self.ours_settings())]
+        try:
+            return self.process(cmd)
+        except RuntimeError as exc:
+            log(f"the worker could not be timed: {exc}")
+            return {"error": str(exc).splitlines()[0]}
+
+    def import_times(self) -> dict:
+        out = {}
+        for module in ("open3d", "rembg", "torch", "transformers.models.glpn.modeling_glpn"):
+            cmd = [sys.executable, "-m", "bench.runs", "import", "--json", "{json}"]
+            out[module] = self.process([*cmd, "--module", module])["seconds"]
+        return out
+
+    def blender(self, triangles: int, repeat: int) -> dict | None:
+        python = ROOT / ".venv-blender" / "bin" / "python"
+        if not python.exists():
+            log("no .venv-blender: Blender import not timed")
+            return None
+        cmd = [python, ROOT / "bench" / "blender_import.py", "--json", "{json}"]
+        cmd += ["--triangles", str(triangles), "--repeat", str(repeat)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        result = self.process(cmd, env=env)
+        result["triangles"] = triangles
+        return result
+
+
+# --- machine and versions -----------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = None
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            memory = int(f.readline().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_bytes": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("img2mesh", "torch", "transformers", "onnxruntime", "open3d", "rembg", "numpy"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    python = ROOT / ".venv-blender" / "bin" / "python"
+    if python.exists():
+        try:
+            out["bpy"] = (
+                subprocess.run(
+                    [python, "-c", "import bpy; print(bpy.app.version_string)"],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+        except (OSError, subprocess.SubprocessError, IndexError):
+            out["bpy"] = None
+    return out
+
+
+# --- summarising ---------------------------------------------------------------------------------
+
+
+def median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def pick(runs: list[dict], path: str):
+    """Median over runs of the value at a dotted path ("first.stages.mesh")."""
+    values = []
+    for run in runs:
+        value = run
+        for part in path.split("."):
+            if isinstance(value, list):
+                value = value[int(part)] if int(part) < len(value) else None
+            else:
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None:
+                break
+        values.append(value)
+    return median(values)
+
+
+def stage_table(timing: dict, tag: str) -> list[dict]:
+    """Rows of (stage, original s, ours s) for one image size."""
+    o, u, c = timing[f"original {tag}"], timing[f"ours {tag}"], timing[f"ours cli {tag}"]
+
+    def total(runs, keys):
+        return median([sum(_get(r, k) or 0.0 for k in keys) for r in runs])
+
+    return [
+        {
+            "stage": "start-up: imports + model load",
+            "original": total(o, ["startup.imports", "startup.model_load"]),
+            "ours": total(
+                u, ["startup.imports", "startup.segmentation_model", "startup.depth_model"]
+            ),
+        },
+        {
+            "stage": "load the photo",
+            "original": pick(o, "stages.load"),
+            "ours": pick(u, "first.stages.load"),
+        },
+        {
+            "stage": "background removal (U^2-Net; the original has none)",
+            "original": None,
+            "ours": pick(u, "first.stages.segment"),
+        },
+        {
+            "stage": "depth network forward (same input, same output)",
+            "original": pick(o, "stages.forward"),
+            "ours": pick(u, "first.forward"),
+        },
+        {
+            "stage": "depth stage in all (pre- and post-processing, conversion)",
+            "original": total(o, ["stages.preprocess", "stages.forward", "stages.depth_post"]),
+            "ours": pick(u, "first.stages.depth"),
+        },
+        {
+            "stage": "point cloud, cleaning, normals",
+            "original": total(o, ["stages.rgbd_to_points", "stages.outliers", "stages.normals"]),
+            "ours": pick(u, "first.stages.pointcloud"),
+        },
+        {
+            "stage": "Poisson meshing incl. closing/trimming (ours: incl. importing Open3D)",
+            "original": pick(o, "stages.mesh"),
+            "ours": pick(u, "first.stages.mesh"),
+        },
+        {
+            "stage": "write PLY",
+            "original": pick(o, "stages.write"),
+            "ours": pick(u, "first.stages.write"),
+        },
+        {
+            "stage": "end-to-end: the whole process, launch to exit (ours: `img2mesh`, "
+            "with its preview PNG)",
+            "original": pick(o, "wall"),
+            "ours": pick(c, "wall"),
+        },
+    ]
+
+
+def _get(run: dict, path: str):
+    value = run
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def targets(results: dict, tag: str) -> list[dict]:
+    """Each target of the issue, measured in this run at ``tag``."""
+    timing = results["timing"]
+    o, u, c = timing[f"original {tag}"], timing[f"ours {tag}"], timing[f"ours cli {tag}"]
+    rows = {r["stage"]: r for r in stage_table(timing, tag)}
+    out = []
+
+    def ratio_row(measure, original, ours, limit, unit="s"):
+        ratio = ours / original if ours is not None and original else None
+        out.append(
+            {
+                "measure": measure,
+                "original": original,
+                "ours": ours,
+                "ratio": ratio,
+                "target": f"<= {limit:.2f}x original",
+                "met": ratio is not None and ratio <= limit,
+                "unit": unit,
+            }
+        )
+
+    def absolute_row(measure, ours, limit, extra=""):
+        out.append(
+            {
+                "measure": measure,
+                "original": None,
+                "ours": ours,
+                "ratio": None,
+                "target": f"<= {limit:g} s{extra}",
+                "met": ours is not None and ours <= limit,
+                "unit": "s",
+            }
+        )
+
+    def stage(key):
+        return rows[next(k for k in rows if k.startswith(key))]
+
+    r = stage("start-up")
+    ratio_row("start-up: imports + model load", r["original"], r["ours"], 0.50)
+    r = stage("depth network forward")
+    ratio_row("depth network forward, same resolution, same output", r["original"], r["ours"], 0.60)
+    r = stage("point cloud")
+    ratio_row("point cloud, cleaning, normals", r["original"], r["ours"], 0.50)
+    r = stage("Poisson")
+    ratio_row("Poisson meshing incl. closing/trimming", r["original"], r["ours"], 0.15)
+    ratio_row("end-to-end default", pick(o, "wall"), pick(c, "wall"), 0.25)
+    ratio_row("second image in a warm process", pick(o, "wall"), pick(u, "second.wall"), 0.15)
+    worker = results.get("worker") or {}
+    if worker.get("second") is not None:
+        ratio_row("second image in the real worker", pick(o, "wall"), worker["second"], 0.15)
+    grid = next((i for i, ch in enumerate(REMESH) if ch.get("mesh") == "grid"), None)
+    if grid is not None:
+        absolute_row(
+            "`--mesh grid` meshing stage alone", pick(u, f"remesh.{grid}.stages.mesh"), 0.5
+        )
+    for i, change in enumerate(REMESH):
+        flags = " ".join(_flag(k, v) for k, v in change.items())
+        absolute_row(
+            f"cached re-mesh with `{flags}` (warm process)", pick(u, f"remesh.{i}.wall"), 2.0
+        )
+    ratio_row("peak memory (RSS)", pick(o, "peak_rss"), pick(c, "peak_rss"), 1.0, unit="bytes")
+    blender = results.get("blender")
+    if blender:
+        ours, ply = blender.get("import_mesh"), blender.get("ply_import")
+        out.append(
+            {
+                "measure": f"import of {blender['triangles']:,} coloured triangles into Blender "
+                "(`foreach_set`)",
+                "original": ply,
+                "ours": ours,
+                "ratio": ours / ply if ours and ply else None,
+                "target": "<= 1 s and <= 1.5x Blender's PLY importer",
+                "met": bool(ours and ply and ours <= 1.0 and ours <= 1.5 * ply),
+                "unit": "s",
+                "original_label": "Blender's PLY importer",
+            }
+        )
+    geometry = results.get("geometry") or {}
+    for scene, rows_ in geometry.items():
+        ours = rows_["ours (default: closed solid)"]["scores"]
+        orig = rows_["original"]["scores"]
+        out.append(
+            {
+                "measure": f"oracle `{scene}`: completeness / spill (default)",
+                "original": f"{orig['completeness']:.2f} / {orig['spill']:.2f}",
+                "ours": f"{ours['completeness']:.3f} / {ours['spill']:.3f}",
+                "ratio": None,
+                "target": ">= 0.95 / <= 0.05",
+                "met": ours["completeness"] >= 0.95 and ours["spill"] <= 0.05,
+                "unit": "",
+            }
+        )
+    return out
+
+
+def _flag(key: str, value) -> str:
+    name = "--" + key.replace("_", "-")
+    return name if value is True else f"{name} {value}"
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def fmt(value, unit: str = "s") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if unit == "bytes":
+        return f"{value / 2**30:.2f} GiB"
+    if unit == "x":
+        return f"{value:.2f}x"
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
+
+
+def markdown(results: dict, plot: str) -> str:
+    m, v, timing = results["machine"], results["versions"], results["timing"]
+    sizes = results["sizes"]
+    first = sizes[0]
+    lines = [
+        "# Benchmarks: img2mesh and the original approach, side by side",
+        "",
+        f"Generated by `{results['command']}` on {results['date']}; do not edit by hand "
+        "(rerun the command). Every number below was measured in that one run.",
+        "",
+        *(
+            [
+                "**Smoke test (`--quick`): tiny models and images, one round, some rows "
+                "left out. These numbers say nothing about speed.**",
+                "",
+            ]
+            if results.get("quick")
+            else []
+        ),
+        "## Reproduce",
+        "",
+        "```sh",
+        "python bench/run.py            # about 15 minutes on two cores; writes this file",
+        "python bench/run.py --quick    # tiny models and images: the test suite's smoke test",
+        "```",
+        "",
+        "The models are built once into `bench/.models/` (`python bench/models.py`). The Blender "
+        "row needs `.venv-blender` (bpy 4.5); `--no-blender` skips it.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores"
+        + (f", {m['memory_bytes'] / 2**30:.0f} GiB memory" if m.get("memory_bytes") else ""),
+        f"- OS: {m['os']}; Python {m['python']}",
+        "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+        f"- Each configuration ran {results['repeat']} time(s) in a fresh process, "
+        "configurations interleaved; tables show medians. Other work on the machine "
+        "makes single numbers noisy; ratios compare runs of this same session.",
+        "",
+        "## What runs",
+        "",
+        "- **Original approach** (`bench/original.py`, re-implemented plainly as described): "
+        "the photo resized to a height of at most 480 (multiples of 32); GLPN depth in plain "
+        "PyTorch (`no_grad`, default threads); the 16-pixel border cropped; depth scaled to "
+        "8 bits; an Open3D RGB-D image turned into a point cloud with fx = fy = 500 and the "
+        "principal point at the centre; statistical outlier removal (20 neighbours, std "
+        "ratio 20); normals (Open3D's default 30 neighbours, oriented to +z); Poisson depth "
+        "10 on one thread, no trimming; rotated by pi about x; written as PLY. No background "
+        "removal: every pixel becomes a point.",
+        "- **Ours**: the core's `Pipeline` with default settings (rembg U^2-Net mask, GLPN "
+        "at the same 480-pixel input through ONNX Runtime where verified against PyTorch, "
+        "closed Poisson solid at the automatic octree depth, PLY). End-to-end is the "
+        "`img2mesh PHOTO -o OUT.ply` command, which also draws its preview PNG.",
+        "- **Networks**: the real architectures at their real sizes with random weights "
+        "(`bench/models.py`): GLPN-NYU (MiT-b4: depths 3/8/27/3, hidden sizes "
+        "64/128/320/512, heads 1/2/5/8, decoder 64), Depth Anything V2 Small (DINOv2-S/14, "
+        "DPT head 48/96/192/384) and U^2-Net (44 M parameters, exported to ONNX and used "
+        "through `--rembg-model FILE.onnx`). The compute is real; their depth and masks are "
+        "not, so the stages after them work on a noisy, nearly flat depth map (about 5 m "
+        "away) and a random mask (see the point counts); the geometry section measures "
+        "quality on exact depth instead.",
+        f"- **Photos**: the `toy` oracle scene rendered at {', '.join(sizes)} (JPEG), and "
+        "the `box` scene as the second image. Both approaches work at 640 x 480 at most "
+        "(the original's 480-pixel height, our default `--max-size 640`).",
+        "",
+        f"## Targets ({first}, GLPN-NYU architecture)",
+        "",
+        "| measure | original | ours | ours / original | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in results["targets"]:
+        unit = t["unit"]
+        original = fmt(t["original"], unit)
+        if t.get("original_label") and t["original"] is not None:
+            original = f"{fmt(t['original'], unit)} ({t['original_label']})"
+        lines.append(
+            f"| {t['measure']} | {original} | {fmt(t['ours'], unit)} | "
+            f"{fmt(t['ratio'], 'x')} | {t['target']} | {'yes' if t['met'] else '**no**'} |"
+        )
+    met = sum(t["met"] for t in results["targets"])
+    lines += ["", f"{met} of {len(results['targets'])} targets met in this run.", ""]
+
+    for tag in sizes:
+        rows = stage_table(timing, tag)
+        o, u, c = timing[f"original {tag}"], timing[f"ours {tag}"], timing[f"ours cli {tag}"]
+        lines += [
+            f"## Time per stage, {tag} photo (seconds, median)",
+            "",
+            "| stage | original | ours | ours / original |",
+            "|---|---|---|---|",
+        ]
+        for r in rows:
+            ratio = r["ours"] / r["original"] if r["ours"] is not None and r["original"] else None
+            lines.append(
+                f"| {r['stage']} | {fmt(r['original'])} | {fmt(r['ours'])} | {fmt(ratio, 'x')} |"
+            )
+        rss_o, rss_c = pick(o, "peak_rss"), pick(c, "peak_rss")
+        lines += [
+            f"| peak memory (RSS) | {fmt(rss_o, 'bytes')} | {fmt(rss_c, 'bytes')} | "
+            f"{fmt(rss_c / rss_o if rss_o and rss_c else None, 'x')} |",
+            f"| points meshed | {pick(o, 'counts.points'):,.0f} | "
+            f"{pick(u, 'first.counts.points'):,.0f} | |",
+            f"| triangles | {pick(o, 'counts.triangles'):,.0f} | "
+            f"{pick(u, 'first.counts.triangles'):,.0f} | |",
+            "",
+        ]
+    lines += levers(results, first)
+    lines += warm_rows(results, first)
+    lines += geometry_rows(results)
+    lines += blender_rows(results)
+    lines += first_run_rows(results)
+    lines += [
+        "## Where the time goes",
+        "",
+        f"![time per stage]({plot})",
+        "",
+        "Stacked time per stage, medians: the original approach and ours in a fresh "
+        "process, and ours on a second photo in the same (warm) process.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def levers(results: dict, tag: str) -> list[str]:
+    timing, imports = results["timing"], results.get("imports") or {}
+    u, t = timing[f"ours {tag}"], timing.get(f"ours torch {tag}", [])
+    da, dat = timing.get(f"ours da {tag}", []), timing.get(f"ours da torch {tag}", [])
+    o = timing[f"original {tag}"]
+    depth = pick(u, "first.poisson_depth")
+    rows = [
+        (
+            "depth network in ONNX Runtime instead of PyTorch (GLPN-NYU forward; verified "
+            "to match PyTorch within 1e-3)",
+            pick(t, "first.forward"),
+            pick(u, "first.forward"),
+            True,
+        ),
+        (
+            "... Depth Anything V2 Small forward",
+            pick(dat, "first.forward"),
+            pick(da, "first.forward"),
+            True,
+        ),
+        (
+            "... and no torch/transformers import: start-up (imports + depth model)",
+            add(pick(t, "startup.imports"), pick(t, "startup.depth_model")),
+            add(pick(u, "startup.imports"), pick(u, "startup.depth_model")),
+            True,
+        ),
+        (
+            "... whole staged process (one photo, a second, three re-meshes)",
+            pick(t, "wall"),
+            pick(u, "wall"),
+            True,
+        ),
+        (
+            "U^2-Net run directly in ONNX Runtime, not through rembg (rembg's import skipped)",
+            imports.get("rembg"),
+            0.0 if imports.get("rembg") is not None else None,
+            False,
+        ),
+        (
+            f"automatic Poisson depth (here {depth or 0:.0f}) and all cores instead of depth "
+            "10 on one thread (ours: closed solid, warm second photo)",
+            pick(o, "stages.mesh"),
+            pick(u, "second.stages.mesh"),
+            True,
+        ),
+        (
+            "vectorised back-projection, grid-based outlier removal and normals instead of "
+            "Open3D's k-nearest-neighbour filters",
+            add(pick(o, "stages.outliers"), pick(o, "stages.normals")),
+            pick(u, "first.stages.pointcloud"),
+            True,
+        ),
+        (
+            "models kept warm: second photo in the same process (first: incl. start-up)",
+            add(pick(u, "first.wall"), _startup(u)),
+            pick(u, "second.wall"),
+            True,
+        ),
+    ]
+    lines = [
+        f"## What each lever bought ({tag}, this run)",
+        "",
+        "| lever | without (s) | with (s) | with / without |",
+        "|---|---|---|---|",
+    ]
+    for label, without, with_, show_ratio in rows:
+        ratio = _ratio(with_, without) if show_ratio else None
+        lines.append(f"| {label} | {fmt(without)} | {fmt(with_)} | {fmt(ratio, 'x')} |")
+    lines.append("")
+    if imports:
+        lines += [
+            f"Imports measured alone in fresh processes: Open3D {fmt(imports.get('open3d'))} s "
+            "(ours imports it lazily, in its first meshing stage), torch "
+            f"{fmt(imports.get('torch'))} s, transformers' GLPN "
+            f"{fmt(imports.get('transformers.models.glpn.modeling_glpn'))} s (with torch), "
+            f"rembg {fmt(imports.get('rembg'))} s.",
+            "",
+        ]
+    lines += [
+        "ONNX Runtime sessions start from a graph optimised once for this CPU and run "
+        "without a memory arena (activations are returned after each run), which keeps "
+        "start-up and peak memory down.",
+        "",
+    ]
+    return lines
+
+
+def add(*values):
+    """Sum, or None when any part is missing."""
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def _startup(runs) -> float | None:
+    keys = ("imports", "segmentation_model", "depth_model")
+    return median([sum(_get(r, f"startup.{k}") or 0 for k in keys) for r in runs])
+
+
+def warm_rows(results: dict, tag: str) -> list[str]:
+    timing = results["timing"]
+    u = timing[f"ours {tag}"]
+    lines = [
+        f"## Warm process: second photo and cached re-mesh ({tag})",
+        "",
+        "After the first photo, the same `Pipeline` (models loaded, as in the add-on's worker) "
+        "runs a second photo, then the first photo again with other mesh settings: its mask "
+        "and depth come from the cache, so only the point cloud and the mesh are made.",
+        "",
+        "| run | wall s | stages (s) | triangles |",
+        "|---|---|---|---|",
+    ]
+
+    def stages(path):
+        keys = ("load", "segment", "depth", "pointcloud", "mesh", "write")
+        return ", ".join(f"{k} {fmt(pick(u, f'{path}.stages.{k}'))}" for k in keys)
+
+    lines.append(
+        f"| first photo (after start-up) | {fmt(pick(u, 'first.wall'))} | {stages('first')} | "
+        f"{pick(u, 'first.counts.triangles'):,.0f} |"
+    )
+    lines.append(
+        f"| second photo | {fmt(pick(u, 'second.wall'))} | {stages('second')} | "
+        f"{pick(u, 'second.counts.triangles'):,.0f} |"
+    )
+    for i, change in enumerate(REMESH):
+        flags = " ".join(_flag(k, val) for k, val in change.items())
+        tri = pick(u, f"remesh.{i}.counts.triangles")
+        lines.append(
+            f"| re-mesh `{flags}` | {fmt(pick(u, f'remesh.{i}.wall'))} | {stages(f'remesh.{i}')} "
+            f"| {tri:,.0f} |"
+        )
+    worker = results.get("worker")
+    if worker and "second" in worker:
+        lines += [
+            "",
+            f"The real worker (`python -m core.worker`, two photos over its pipe protocol): "
+            f"ready after {fmt(worker['ready'])} s, first photo {fmt(worker['first'])} s, "
+            f"second {fmt(worker['second'])} s (request to `done`, including writing the "
+            "result file).",
+        ]
+    elif worker:
+        lines += ["", f"The real worker could not be timed: {worker.get('error')}"]
+    return lines + [""]
+
+
+def geometry_rows(results: dict) -> list[str]:
+    geometry = results.get("geometry") or {}
+    if not geometry:
+        return []
+    lines = [
+        "## Geometry on oracle scenes (exact depth, no networks)",
+        "",
+        "Each scene is ray-cast (`core/synthetic.py`): a photo, its exact depth and mask, "
+        "the camera. Scores (`core/evaluation.py`): **completeness** = share of the visible "
+        "ground-truth surface points within 1% of the scene's diagonal of the mesh; "
+        "**spill** = share of the mesh's area that projects outside the silhouette (grown "
+        "by one pixel); watertight = closed and edge-manifold.",
+        "",
+        "- *Original*: fed the exact depth the way it uses depth: the 16-pixel crop, depth "
+        "scaled to 8 bits over its maximum, its fx = fy = 500 camera, outlier removal, "
+        "normals, Poisson depth 10 on one thread, no trimming (background pixels have no "
+        "depth, so it gets the object's silhouette for free). For scoring, its mesh is "
+        "rotated back by pi about x and scaled from its 8-bit depth unit to metres by the "
+        "scene's largest depth. Scored twice: *own camera* (the shape it made, seen through "
+        "fx = fy = 500) and *true camera* (every vertex projected through its camera and "
+        "back-projected through the scene's: the most generous comparison, leaving only "
+        "quantisation, filtering and Poisson).",
+        "- *Ours*: `img2mesh` on the scene's RGBA photo (its alpha is the mask) with "
+        "`--depth-map` (the exact depth) and `--focal-px` (the scene's focal length), "
+        "moved back from the output frame to the camera frame.",
+        "",
+        "| scene | approach | completeness | spill | watertight | triangles | points | "
+        "point cloud + mesh s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scene, rows in geometry.items():
+        for label, row in rows.items():
+            variants = [(label + " (true camera)", row["scores"])]
+            if "scores_own_camera" in row:
+                variants.insert(0, (label + " (own camera)", row["scores_own_camera"]))
+            for name, s in variants:
+                lines.append(
+                    f"| {scene} | {name} | {s['completeness']:.3f} | {s['spill']:.3f} | "
+                    f"{'yes' if s['watertight'] else 'no'} | {s['faces']:,.0f} | "
+                    f"{row['points']:,} | {fmt(row['timings']['pointcloud+mesh'])} |"
+                )
+    return lines + [""]
+
+
+def blender_rows(results: dict) -> list[str]:
+    b = results.get("blender")
+    if not b:
+        return []
+    lines = [
+        f"## Import into Blender ({results['versions'].get('bpy') or 'bpy'}, "
+        f"{b['triangles']:,} coloured triangles)",
+        "",
+        "`bench/blender_import.py`: a displaced grid with per-vertex colours, median of "
+        "fresh scenes.",
+        "",
+        "| method | median s | x PLY importer |",
+        "|---|---|---|",
+    ]
+    ply = b.get("ply_import")
+    labels = {
+        "import_mesh": "ours: `import_mesh` (`foreach_set`)",
+        "import_mesh+normals": "ours, with custom normals",
+        "import_mesh+validate": "ours, with `mesh.validate()`",
+        "from_pydata": "`from_pydata` + colour attribute",
+        "ply_import": "Blender's PLY importer (`bpy.ops.wm.ply_import`) on the same mesh",
+    }
+    for key, label in labels.items():
+        if key in b:
+            lines.append(f"| {label} | {fmt(b[key])} | {fmt(_ratio(b[key], ply), 'x')} |")
+    return lines + [""]
+
+
+def first_run_rows(results: dict) -> list[str]:
+    f = results.get("first_run") or {}
+    glpn, da = f.get("glpn"), f.get("depth_anything")
+    if not glpn:
+        return []
+    note = (glpn.get("depth") or {}).get("backend_note")
+    lines = [
+        "## The very first run (once per model and input size)",
+        "",
+        "The first photo of a size runs the depth network in PyTorch, exports it to ONNX, "
+        "runs the exported graph on the same photo and keeps it only if its depth matches "
+        "PyTorch's within 1e-3 (relative per pixel for metric depth; relative to the "
+        "output's range for Depth Anything's disparity). Later runs load the kept graph "
+        "without torch.",
+        "",
+        f"- GLPN-NYU, `img2mesh` with an empty data folder: {fmt(glpn['wall'])} s, peak "
+        f"{fmt(glpn['peak_rss'], 'bytes')}; {note}.",
+    ]
+    if da:
+        lines.append(
+            f"- Depth Anything V2 Small: first photo {fmt(da['first']['wall'])} s after "
+            f"start-up; {da['first']['backend_note']}."
+        )
+    return lines + [""]
+
+
+def plot_stages(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timing = results["timing"]
+    segments = [
+        "start-up",
+        "load",
+        "background removal",
+        "depth network",
+        "depth, rest",
+        "point cloud",
+        "mesh",
+        "write",
+    ]
+    colors = [
+        "#9e9e9e",
+        "#cfd8dc",
+        "#ffb74d",
+        "#e57373",
+        "#f8bbd0",
+        "#81c784",
+        "#64b5f6",
+        "#b39ddb",
+    ]
+    bars, labels = [], []
+    for tag in results["sizes"]:
+        o, u = timing[f"original {tag}"], timing[f"ours {tag}"]
+        pre = pick(o, "stages.preprocess") + pick(o, "stages.depth_post")
+        bars.append(
+            [
+                pick(o, "startup.imports") + pick(o, "startup.model_load"),
+                pick(o, "stages.load"),
+                0.0,
+                pick(o, "stages.forward"),
+                pre,
+                pick(o, "stages.rgbd_to_points")
+                + pick(o, "stages.outliers")
+                + pick(o, "stages.normals"),
+                pick(o, "stages.mesh"),
+                pick(o, "stages.write"),
+            ]
+        )
+        labels.append(f"original\n{tag}")
+        for which, label in (("first", "ours"), ("second", "ours, 2nd\nphoto (warm)")):
+            forward = pick(u, f"{which}.forward") or 0.0
+            bars.append(
+                [
+                    _startup(u) if which == "first" else 0.0,
+                    pick(u, f"{which}.stages.load"),
+                    pick(u, f"{which}.stages.segment"),
+                    forward,
+                    max(0.0, pick(u, f"{which}.stages.depth") - forward),
+                    pick(u, f"{which}.stages.pointcloud"),
+                    pick(u, f"{which}.stages.mesh"),
+                    pick(u, f"{which}.stages.write"),
+                ]
+            )
+            labels.append(f"{label}\n{tag}")
+    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=90)
+    left = [0.0] * len(bars)
+    for i, (name, color) in enumerate(zip(segments, colors, strict=True)):
+        widths = [b[i] or 0.0 for b in bars]
+        ax.barh(labels, widths, left=left, color=color, label=name, edgecolor="white")
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds (median)")
+    ax.legend(ncol=4, fontsize=7, loc="lower right", frameon=False)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("Time per stage, original approach vs img2mesh", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

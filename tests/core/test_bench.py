@@ -1,0 +1,71 @@
+"""Smoke test of the benchmark (bench/run.py --quick): it runs end to end and writes every table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_its_report(tmp_path):
+    out, data = tmp_path / "docs" / "benchmarks.md", tmp_path / "quick.json"
+    run = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--out", out, "--json", data]
+        + ["--workdir", tmp_path / "work"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    results = json.loads(data.read_text())
+    timing = results["timing"]
+    assert {"original 160x120", "ours 160x120", "ours cli 160x120"} <= set(timing)
+    ours = timing["ours 160x120"][0]
+    # the first run exported and verified the depth graph, so later runs used it
+    assert "verified against PyTorch" in results["first_run"]["glpn"]["depth"]["backend_note"]
+    assert ours["first"]["backend"] == "onnxruntime"
+    assert ours["second"]["cache"] == {"mask": False, "depth": False}
+    assert all(r["cache"] == {"mask": True, "depth": True} for r in ours["remesh"])
+    assert timing["original 160x120"][0]["counts"]["triangles"] > 0
+    sphere = results["geometry"]["sphere"]
+    assert sphere["ours (default: closed solid)"]["scores"]["watertight"]
+    assert 0 <= sphere["original"]["scores_own_camera"]["spill"] <= 1
+
+    text = out.read_text()
+    for heading in (
+        "## Machine and versions",
+        "## Targets (160x120, GLPN-NYU architecture)",
+        "## Time per stage, 160x120 photo",
+        "## What each lever bought",
+        "## Warm process: second photo and cached re-mesh",
+        "## Geometry on oracle scenes",
+        "## The very first run",
+    ):
+        assert heading in text
+    measures = [t["measure"] for t in results["targets"]]
+    for measure in (
+        "start-up: imports + model load",
+        "depth network forward, same resolution, same output",
+        "point cloud, cleaning, normals",
+        "Poisson meshing incl. closing/trimming",
+        "end-to-end default",
+        "second image in a warm process",
+        "`--mesh grid` meshing stage alone",
+        "cached re-mesh with `--open` (warm process)",
+        "peak memory (RSS)",
+        "oracle `sphere`: completeness / spill (default)",
+    ):
+        assert measure in measures
+        assert f"| {measure} |" in text
+    assert "python bench/run.py" in text and "Smoke test" in text
+    plot = out.parent / "images" / "benchmark-stages-quick.png"
+    assert f"]({plot.relative_to(out.parent)})" in text
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
