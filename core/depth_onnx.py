@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -314,6 +315,7 @@ class OnnxDepthModel:
         self.dir = (root or data_home() / "onnx") / f"{slug}-{self.key}"
         self._sessions: dict[tuple[int, int], object] = {}
         self.last_forward_s: float | None = None  # seconds of the last session.run
+        self._refused: dict[tuple[int, int], str] = {}
 
     def _key(self) -> str:
         """Changes whenever the weights, configs, transformers or torch change."""
@@ -339,18 +341,24 @@ class OnnxDepthModel:
             return {}
 
     def _record(self, shape: tuple[int, int], entry: dict) -> None:
+        """Write down what happened to this shape; a cache that cannot be written is skipped."""
+        if entry.get("status") == "refused":
+            self._refused[shape] = str(entry.get("reason"))
         meta = self._meta()
         meta.setdefault("model", self.source)
         meta.setdefault("shapes", {})[_shape_name(shape)] = entry
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".meta-", suffix=".json")
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(meta, f, indent=2, sort_keys=True)
-            os.replace(tmp, self._meta_path())
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".meta-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(meta, f, indent=2, sort_keys=True)
+                os.replace(tmp, self._meta_path())
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except OSError:
+            pass  # tried again by the next process; this one remembers (self._refused)
 
     def entry(self, shape: tuple[int, int]) -> dict | None:
         """What is known about this input shape under the installed onnxruntime, or None."""
@@ -379,6 +387,9 @@ class OnnxDepthModel:
         )
 
     def refused(self, shape: tuple[int, int]) -> str | None:
+        """Why this shape runs in PyTorch, if it was tried (by this process or an earlier one)."""
+        if shape in self._refused:
+            return self._refused[shape]
         entry = self.entry(shape)
         return str(entry.get("reason")) if entry and entry.get("status") == "refused" else None
 
@@ -422,18 +433,30 @@ class OnnxDepthModel:
         from .onnx_cache import cpu_key, open_optimized, optimize
 
         shape = tuple(int(v) for v in pixel_values.shape[-2:])
+        if _version("onnx") is None:
+            # not recorded: installing onnx is all it takes
+            reason = "exporting it needs the onnx package (pip install onnx)"
+            self._refused[shape] = reason
+            return False, reason
         entry = {
             "onnxruntime": self.ort_version,
             "cpu": cpu_key(),
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        self.dir.mkdir(parents=True, exist_ok=True)
         graph = self._graph(shape)
-        temporary = []
-        for suffix in (".onnx", ".opt.onnx"):
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".export-", suffix=suffix)
-            os.close(fd)
-            temporary.append(Path(tmp))
+        temporary: list[Path] = []
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for suffix in (".onnx", ".opt.onnx"):
+                fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".export-", suffix=suffix)
+                os.close(fd)
+                temporary.append(Path(tmp))
+        except OSError as exc:
+            for tmp in temporary:
+                tmp.unlink(missing_ok=True)
+            reason = f"its ONNX Runtime folder {self.dir} cannot be written ({exc.strerror or exc})"
+            self._refused[shape] = reason
+            return False, reason
         plain, optimized = temporary
         try:
             t0 = time.perf_counter()
@@ -462,7 +485,12 @@ class OnnxDepthModel:
                 )
                 self._record(shape, {**entry, "status": "refused", "reason": reason})
                 return False, reason
-            os.replace(optimized, graph)
+            try:
+                os.replace(optimized, graph)
+            except OSError as exc:
+                reason = f"its ONNX Runtime folder {self.dir} cannot be written ({exc.strerror or exc})"
+                self._refused[shape] = reason
+                return False, reason
             self._record(shape, {**entry, "status": "verified"})
             self._sessions[shape] = session
             self._trim()
@@ -506,6 +534,10 @@ def _export(model, pixel_values, path: Path) -> None:
     import torch
 
     wrapper = _DepthOnly(model).eval()
+    # the TorchScript exporter; newer torch defaults to torch.export, which traces less
+    legacy = (
+        {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    )
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python values: verified below
@@ -517,7 +549,7 @@ def _export(model, pixel_values, path: Path) -> None:
                 output_names=["predicted_depth"],
                 opset_version=OPSET,
                 do_constant_folding=True,
-                dynamo=False,
+                **legacy,
             )
     finally:
         # The exporter puts modules back in the mode it found them in, and a fresh

@@ -344,3 +344,31 @@ def test_pipeline_loads_its_models_ahead(tiny_glpn, tiny_segmenter):
     assert len(pipeline._remover._sessions) == 1
     result = pipeline.run(toy_photo(160, 120)[0], settings.replace(cache=False, mesh="grid"))
     assert result.mesh.n_faces > 0 and result.info["depth_backend"] == "pytorch"
+
+
+def test_an_unwritable_data_folder_keeps_pytorch_without_retrying(tiny_glpn, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("IMG2MESH_HOME", str(blocker / "home"))
+    est = estimator(tiny_glpn)
+    img, _ = toy_photo(96, 64)
+    for _ in range(2):
+        est.predict(img)
+        assert est.backend == "pytorch"
+    (warning,) = est.warnings
+    assert warning.startswith("The depth network ran in PyTorch because its ONNX Runtime folder ")
+    assert "cannot be written" in warning
+
+
+def test_without_the_onnx_package_nothing_is_exported(tiny_glpn, isolated_home, monkeypatch):
+    import core.depth_onnx as depth_onnx
+
+    real = depth_onnx._version
+    monkeypatch.setattr(depth_onnx, "_version", lambda name: None if name == "onnx" else real(name))
+    est = estimator(tiny_glpn)
+    est.predict(toy_photo(96, 64)[0])
+    assert est.backend == "pytorch" and graphs(isolated_home) == []
+    assert est.warnings == [
+        "The depth network ran in PyTorch because exporting it needs the onnx package "
+        "(pip install onnx)."
+    ]
