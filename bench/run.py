@@ -829,28 +829,32 @@ def warm_rows(results: dict, tag: str) -> list[str]:
         "runs a second photo, then the first photo again with other mesh settings: its mask "
         "and depth come from the cache, so only the point cloud and the mesh are made.",
         "",
-        "| run | wall s | stages (s) | triangles |",
-        "|---|---|---|---|",
+        "| run | wall s | stages (s) | triangles | warnings |",
+        "|---|---|---|---|---|",
     ]
 
     def stages(path):
         keys = ("load", "segment", "depth", "pointcloud", "mesh", "write")
         return ", ".join(f"{k} {fmt(pick(u, f'{path}.stages.{k}'))}" for k in keys)
 
-    lines.append(
-        f"| first photo (after start-up) | {fmt(pick(u, 'first.wall'))} | {stages('first')} | "
-        f"{pick(u, 'first.counts.triangles'):,.0f} |"
-    )
-    lines.append(
-        f"| second photo | {fmt(pick(u, 'second.wall'))} | {stages('second')} | "
-        f"{pick(u, 'second.counts.triangles'):,.0f} |"
-    )
+    def warnings(path):
+        found = set()
+        for run in u:
+            value = run
+            for part in path.split("."):
+                value = value[int(part)] if isinstance(value, list) else value.get(part, {})
+            found.update(value.get("warnings") or [])
+        return " ".join(sorted(found)) or "—"
+
+    runs = [("first photo (after start-up)", "first"), ("second photo", "second")]
     for i, change in enumerate(REMESH):
-        flags = " ".join(_flag(k, val) for k, val in change.items())
-        tri = pick(u, f"remesh.{i}.counts.triangles")
+        runs.append(
+            (f"re-mesh `{' '.join(_flag(k, val) for k, val in change.items())}`", f"remesh.{i}")
+        )
+    for label, path in runs:
         lines.append(
-            f"| re-mesh `{flags}` | {fmt(pick(u, f'remesh.{i}.wall'))} | {stages(f'remesh.{i}')} "
-            f"| {tri:,.0f} |"
+            f"| {label} | {fmt(pick(u, f'{path}.wall'))} | {stages(path)} | "
+            f"{pick(u, f'{path}.counts.triangles') or 0:,.0f} | {warnings(path)} |"
         )
     worker = results.get("worker")
     if worker and "second" in worker:
