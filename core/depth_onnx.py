@@ -488,7 +488,9 @@ class OnnxDepthModel:
             try:
                 os.replace(optimized, graph)
             except OSError as exc:
-                reason = f"its ONNX Runtime folder {self.dir} cannot be written ({exc.strerror or exc})"
+                reason = (
+                    f"its ONNX Runtime folder {self.dir} cannot be written ({exc.strerror or exc})"
+                )
                 self._refused[shape] = reason
                 return False, reason
             self._record(shape, {**entry, "status": "verified"})
