@@ -24,6 +24,8 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 ADDON = REPO / "img2mesh_addon"
+#: The manifest lives at the top of the repository; in the zip it sits beside __init__.py.
+MANIFEST = REPO / "blender_manifest.toml"
 PACKAGE_FOLDER = "img2mesh"  # the folder inside the zip (the legacy add-on's module name)
 WHEEL_FOLDER = "core_wheel"  # environment.WHEEL_FOLDER
 #: A fixed timestamp keeps the zip identical from build to build.
@@ -92,7 +94,7 @@ def build_wheel() -> tuple[str, bytes]:
 
 def check_versions() -> str:
     """The manifest, bl_info and the core must name the same version."""
-    manifest = tomllib.loads((ADDON / "blender_manifest.toml").read_text(encoding="utf-8"))
+    manifest = tomllib.loads((MANIFEST).read_text(encoding="utf-8"))
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     if manifest["version"] != project["version"]:
         raise SystemExit(
@@ -103,11 +105,7 @@ def check_versions() -> str:
 
 
 def addon_files() -> list[Path]:
-    return sorted(
-        p
-        for p in ADDON.iterdir()
-        if p.is_file() and (p.suffix == ".py" or p.name == "blender_manifest.toml")
-    )
+    return sorted(p for p in ADDON.iterdir() if p.is_file() and p.suffix == ".py") + [MANIFEST]
 
 
 def build(out_dir: Path) -> Path:
