@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -20,8 +21,33 @@ PROTOCOL = 1
 #: Version of the result file layout written (docs/result-format.md).
 RESULT_FORMAT = 1
 
-#: Share of the whole run each stage takes, for one overall progress fraction.
-_STAGE_WEIGHTS = {"load": 0.05, "segment": 0.15, "depth": 0.35, "pointcloud": 0.1, "mesh": 0.35}
+#: Share of the whole run each stage takes, for one overall progress fraction. A photo's run
+#: has the stages after "generate"; a prompt's run has them all, and making the picture
+#: takes about twice as long as reconstructing it (a minute for SD-Turbo on a CPU).
+_STAGE_WEIGHTS = {
+    "generate": 2.0,
+    "load": 0.05,
+    "segment": 0.15,
+    "depth": 0.35,
+    "pointcloud": 0.1,
+    "mesh": 0.35,
+}
+PHOTO_STAGES = ("load", "segment", "depth", "pointcloud", "mesh")
+PROMPT_STAGES = ("generate", *PHOTO_STAGES)
+#: The fields of a request's "prompt" object and the Pipeline.generate options they become.
+PROMPT_FIELDS = {
+    "text": "prompt",
+    "seed": "seed",
+    "steps": "steps",
+    "model": "model",
+    "model_dir": "model_dir",
+    "raw": "raw_prompt",
+    "width": "width",
+    "height": "height",
+}
+#: Tests only: seconds to wait after each progress event, so that a test can act while a
+#: given stage is under way (cancel it, look at the temp folder) without racing the worker.
+PROGRESS_DELAY_VAR = "IMG2MESH_TEST_PROGRESS_DELAY"
 
 
 def go_offline() -> None:
@@ -134,10 +160,17 @@ class Worker:
         from .settings import Settings
 
         started = time.perf_counter()
+        prompt = request.get("prompt")
+        stages = PHOTO_STAGES if prompt is None else PROMPT_STAGES
+        delay = _progress_delay()
         try:
-            image, output = request.get("image"), request.get("output")
-            if not image or not output:
-                raise OptionError("A reconstruct request needs an image and an output path.")
+            output = request.get("output")
+            source = request.get("image") if prompt is None else request.get("picture")
+            if not output or not source:
+                raise OptionError(
+                    "A reconstruct request needs an output path and an image (or a prompt and "
+                    "a picture path)."
+                )
             settings = Settings.from_dict(request.get("settings") or {})
             folder = Path(output).parent
             if not folder.is_dir():
@@ -149,12 +182,26 @@ class Worker:
                     request_id,
                     stage=stage,
                     fraction=round(float(fraction), 4),
-                    overall=round(_overall(stage, fraction), 4),
+                    overall=round(_overall(stage, fraction, stages), 4),
                     message=message,
                 )
+                if delay:
+                    time.sleep(delay)
 
-            result = self.pipeline.run(image, settings, progress=progress)
-            write_result(result, Path(output))
+            if prompt is None:
+                result = self.pipeline.run(source, settings, progress=progress)
+            else:
+                options = _prompt_options(prompt)
+                text = options.pop("prompt")
+                result = self.pipeline.run_prompt(
+                    text, source, settings, progress=progress, **options
+                )
+            try:
+                write_result(result, Path(output))
+            except BaseException:
+                if prompt is not None:  # all or nothing: no picture without its result
+                    Path(source).unlink(missing_ok=True)
+                raise
         except Img2MeshError as exc:
             self.emit("error", request_id, kind=type(exc).__name__, message=str(exc))
             return
@@ -177,27 +224,52 @@ class Worker:
                 f"{': ' + reason if reason else ''}); the worker's log has the details.",
             )
             return
+        extra = {} if prompt is None else {"picture": str(source)}
         self.emit(
             "done",
             request_id,
             result=str(output),
-            name=Path(image).stem,
+            name=Path(source).stem,
             summary=result.summary(),
             faces=result.mesh.n_faces,
             vertices=result.mesh.n_vertices,
             warnings=list(result.warnings),
             report=result.report(),
             seconds=round(time.perf_counter() - started, 4),
+            **extra,
         )
 
 
-def _overall(stage: str, fraction: float) -> float:
+def _prompt_options(prompt: Any) -> dict[str, Any]:
+    """A request's "prompt" object as Pipeline.run_prompt's keyword arguments (checked)."""
+    from .errors import OptionError
+
+    if not isinstance(prompt, dict) or not isinstance(prompt.get("text"), str):
+        raise OptionError('A prompt request needs "prompt": {"text": "...", ...}.')
+    unknown = sorted(set(prompt) - set(PROMPT_FIELDS))
+    if unknown:
+        raise OptionError(f"Unknown prompt option: {', '.join(unknown)}.")
+    options = {PROMPT_FIELDS[key]: value for key, value in prompt.items() if value is not None}
+    options["raw_prompt"] = bool(options.get("raw_prompt", False))
+    return options
+
+
+def _progress_delay() -> float:
+    try:
+        return max(0.0, float(os.environ.get(PROGRESS_DELAY_VAR, "") or 0.0))
+    except ValueError:
+        return 0.0
+
+
+def _overall(stage: str, fraction: float, stages: tuple[str, ...] = PHOTO_STAGES) -> float:
+    total = sum(_STAGE_WEIGHTS[name] for name in stages)
     done = 0.0
-    for name, weight in _STAGE_WEIGHTS.items():
+    for name in stages:
+        weight = _STAGE_WEIGHTS[name]
         if name == stage:
-            return done + weight * min(max(fraction, 0.0), 1.0)
+            return (done + weight * min(max(fraction, 0.0), 1.0)) / total
         done += weight
-    return done
+    return done / total
 
 
 def write_result(result, path: Path) -> None:
@@ -227,6 +299,10 @@ def write_result(result, path: Path) -> None:
         os.replace(partial, path)
     except OSError as exc:
         partial.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputError(
+                f"The result cannot be written to '{path}': the disk is full."
+            ) from None
         raise OutputError(
             f"The result cannot be written to '{path}' ({exc.strerror or exc})."
         ) from None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.worker import PROTOCOL
 
@@ -199,3 +200,54 @@ def test_offline_worker_reports_a_missing_model_instead_of_downloading(tmp_path)
         assert not list(Path(os.environ["IMG2MESH_HOME"]).rglob("*.onnx"))
     finally:
         w.close()
+
+
+def test_a_prompt_request_generates_saves_and_reconstructs(worker, tmp_path):
+    """The prompt form: "generate" progress first, the picture saved where asked, bad fields refused."""
+    pytest.importorskip("diffusers")
+    from tests.tiny_models import save_tiny_text2image
+
+    model = save_tiny_text2image(tmp_path / "tiny-t2i")
+    worker.event()  # ready
+    out, picture = tmp_path / "result.npz", tmp_path / "a-red-toy-car.png"
+    settings = {"segment": "none", "depth": "inflate", "mesh": "grid", "max_size": 64}
+    prompt = {"text": "a red toy car", "seed": 3, "model_dir": str(model), "width": 128}
+    worker.send(
+        request="reconstruct",
+        id="p1",
+        prompt=prompt,
+        picture=str(picture),
+        output=str(out),
+        settings=settings,
+    )
+    events = worker.until({"done", "error"})
+    done, progress = events[-1], events[:-1]
+    assert done["event"] == "done", done
+    stages = list(dict.fromkeys(e["stage"] for e in progress))
+    assert stages == ["generate", "load", "segment", "depth", "pointcloud", "mesh"]
+    overall = [e["overall"] for e in progress]
+    assert overall == sorted(overall) and overall[-1] == 1.0
+    last_generate = max(e["overall"] for e in progress if e["stage"] == "generate")
+    assert last_generate == pytest.approx(2.0 / 3.0, abs=1e-3)  # generating: two thirds
+    assert done["picture"] == str(picture) and done["name"] == "a-red-toy-car"
+    assert done["report"]["generated"]["seed"] == 3
+    assert Image.open(picture).size == (128, 128)
+    with np.load(out, allow_pickle=False) as npz:
+        assert str(npz["image_path"]) == str(picture.resolve())
+
+    for bad, message in [
+        ({"seed": 1}, 'A prompt request needs "prompt": {"text": "...", ...}.'),
+        ({"text": "a mug", "colour": "red"}, "Unknown prompt option: colour."),
+        ({"text": "  "}, 'The prompt is empty: describe one object, e.g. "a red toy car".'),
+    ]:
+        worker.send(
+            request="reconstruct",
+            id="bad",
+            prompt=bad,
+            picture=str(tmp_path / "x.png"),
+            output=str(tmp_path / "x.npz"),
+        )
+        error = worker.event()
+        assert (error["kind"], error["message"]) == ("OptionError", message), error
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "x.npz").exists()
+    assert worker.close() == 0
