@@ -29,7 +29,8 @@ CHECK_TIMEOUT = 60.0
 _PROBE = r"""
 import importlib.metadata as md, importlib.util, json, re, sys
 out = {"python": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable,
-       "img2mesh": None, "protocol": None, "missing": [], "outdated": []}
+       "img2mesh": None, "protocol": None, "missing": [], "outdated": [],
+       "text": importlib.util.find_spec("diffusers") is not None}
 try:
     dist = md.distribution("img2mesh")
 except md.PackageNotFoundError:
@@ -72,6 +73,7 @@ class Status:
     python: str = ""
     missing: list[str] = field(default_factory=list)
     checked_at: float = field(default_factory=time.time)
+    text_prompts: bool = False  # the optional "text" extra (diffusers) is installed
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,10 @@ def _check(python: str) -> Status:
             "press Set up to update it.",
             python,
         )
-    return Status(True, f"Ready: img2mesh {found['img2mesh']}, Python {found['python']}.", python)
+    text = bool(found.get("text"))
+    line = f"Ready: img2mesh {found['img2mesh']}, Python {found['python']}"
+    line += ", text prompts." if text else "."
+    return Status(True, line, python, text_prompts=text)
 
 
 # -------------------------------------------------------------------------------- set up
@@ -287,15 +292,18 @@ class SetupError(Exception):
     """Set up cannot go on; the message is one sentence for the user."""
 
 
-def setup_commands(base: str, env: Path, source: str, pip_args: str = "") -> list[tuple[str, list]]:
-    """(label, command) for each step of Set up."""
+def setup_commands(
+    base: str, env: Path, source: str, pip_args: str = "", *, text: bool = False
+) -> list[tuple[str, list]]:
+    """(label, command) for each step of Set up; ``text`` adds the "text" extra (prompts)."""
     python = str(venv_python(env))
     extra = shlex.split(pip_args, posix=sys.platform != "win32") if pip_args.strip() else []
     steps: list[tuple[str, list]] = []
     if not venv_python(env).is_file():
         steps.append(("Creating the environment", [base, "-m", "venv", str(env)]))
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check", *extra]
-    steps.append(("Installing img2mesh's dependencies", [*pip, "--upgrade", source]))
+    with_extras = f"{source}[text]" if text else source
+    steps.append(("Installing img2mesh's dependencies", [*pip, "--upgrade", with_extras]))
     # The same version number may hold newer code (a rebuilt extension): always replace it.
     steps.append(("Installing img2mesh", [*pip, "--force-reinstall", "--no-deps", source]))
     return steps
@@ -392,8 +400,13 @@ def last_setup() -> SetupTask | None:
     return _setup
 
 
-def start_setup(base_choice: str = "", pip_args: str = "", online: bool = True) -> SetupTask:
-    """Begin Set up in the background (``wait()`` on the task for the synchronous path)."""
+def start_setup(
+    base_choice: str = "", pip_args: str = "", online: bool = True, text: bool = False
+) -> SetupTask:
+    """Begin Set up in the background (``wait()`` on the task for the synchronous path).
+
+    ``text``: also install the "text" extra (diffusers, accelerate) for text prompts.
+    """
     global _setup
     if active_setup() is not None:
         raise SetupError("Set up is already running.")
@@ -413,5 +426,5 @@ def start_setup(base_choice: str = "", pip_args: str = "", online: bool = True) 
     env = setup_dir()
     base = base_python(base_choice) if not venv_python(env).is_file() else ""
     forget_status()
-    _setup = SetupTask(setup_commands(base, env, source, pip_args), env).start()
+    _setup = SetupTask(setup_commands(base, env, source, pip_args, text=text), env).start()
     return _setup

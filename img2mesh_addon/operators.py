@@ -1,8 +1,11 @@
 """Operators: reconstruct a photo through the worker (in the background or blocking), cancel, set up."""
 
 import contextlib
+import errno
+import itertools
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+import numpy as np
 from bpy.props import BoolProperty, StringProperty
 
 from . import environment, importer, preferences, worker_client
@@ -42,6 +46,13 @@ class Request:
     create_camera: bool
     source_image: bpy.types.Image | None = None  # when the photo is an image open in Blender
     scratch: str = ""  # a temp folder holding a packed image written out
+    prompt: dict[str, Any] | None = None  # a text prompt (the worker protocol's "prompt")
+    picture_folder: str = ""  # where a prompt's picture is saved when the run lands
+    picture: str = ""  # the saved picture, as the Blender image refers to it
+
+
+#: The options that say what is reconstructed; one of them is used.
+SOURCES = {"FILE": "filepath", "IMAGE": "image", "PROMPT": "prompt"}
 
 
 def resolve_options(op, scene, *, interactive: bool = False) -> dict[str, Any]:
@@ -55,15 +66,19 @@ def resolve_options(op, scene, *, interactive: bool = False) -> dict[str, Any]:
     given = {name for name in OPTION_NAMES if op.properties.is_property_set(name)}
     if interactive:
         given &= {"filepath", "image"}
-    values = {}
+    values: dict[str, Any] = {}
     for name in OPTION_NAMES:
         values[name] = getattr(op if name in given or panel is None else panel, name)
-    if panel is not None and not given & {"filepath", "image"}:
-        # The panel says which of its two sources is meant.
-        if panel.source == "IMAGE":
-            values["filepath"] = ""
+    chosen = [key for key, name in SOURCES.items() if name in given]
+    if not chosen:
+        if panel is not None:  # the panel says which of its sources is meant
+            chosen = [panel.source]
         else:
-            values["image"] = ""
+            chosen = [key for key, name in SOURCES.items() if values[name]] or ["FILE"]
+    for key, name in SOURCES.items():
+        if key not in chosen:
+            values[name] = ""  # a source the run does not use, e.g. the panel's other one
+    values["source"] = "PROMPT" if "PROMPT" in chosen else chosen[0]
     return values
 
 
@@ -108,6 +123,12 @@ def build_request(options: dict[str, Any], prefs: Any) -> Request:
     """The photo on disk, the object's name and the settings; WorkerError with a sentence if unusable."""
     settings = settings_dict(options, prefs)
     create_camera = bool(options["create_camera"])
+    if sum(bool(options[name]) for name in SOURCES.values()) > 1:
+        raise worker_client.WorkerError(
+            "Give one thing to reconstruct: a photo, an image open in Blender or a prompt."
+        )
+    if options.get("source") == "PROMPT" or options["prompt"]:
+        return prompt_request(options, prefs, settings, create_camera)
     if options["filepath"]:
         path = os.path.abspath(bpy.path.abspath(options["filepath"]))
         return Request(path, Path(path).stem or "Photo", settings, create_camera)
@@ -140,6 +161,104 @@ def build_request(options: dict[str, Any], prefs: Any) -> Request:
     return request
 
 
+def prompt_request(
+    options: dict[str, Any], prefs: Any, settings: dict[str, Any], create_camera: bool
+) -> Request:
+    """A text prompt's run: the worker makes the picture, which lands in picture_folder()."""
+    text = options["prompt"].strip()
+    if not text:
+        raise worker_client.WorkerError(
+            'The prompt is empty: describe one object, e.g. "a red toy car".'
+        )
+    prompt: dict[str, Any] = {
+        "text": text,
+        "seed": int(options["seed"]),
+        "raw": bool(options["raw_prompt"]),
+    }
+    if options["steps"]:
+        prompt["steps"] = int(options["steps"])
+    model = (options["t2i_model"] or "").strip()
+    if model:
+        local = bpy.path.abspath(model)
+        if os.path.isdir(local):
+            prompt["model_dir"] = os.path.abspath(local)
+        else:
+            prompt["model"] = model
+    folder = picture_folder(prefs)
+    _check_writable(folder)
+    return Request(
+        "", prompt_slug(text), settings, create_camera, prompt=prompt, picture_folder=folder
+    )
+
+
+def prompt_slug(prompt: str, max_length: int = 40) -> str:
+    """A name from a prompt: "A red toy car!" -> "a-red-toy-car" (as core.text2image names files)."""
+    slug = ""
+    for word in re.findall(r"[^\W_]+", prompt.lower()):
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > max_length:
+            break
+        slug = candidate
+    return slug or "prompt"
+
+
+def picture_folder(prefs: Any) -> str:
+    """Where generated pictures go: "generated" beside the saved .blend, else in the data folder.
+
+    Beside the .blend, the picture travels with the project (and is referred to by a
+    relative path); an unsaved file has no project folder yet, so the data folder keeps it.
+    """
+    if bpy.data.filepath:
+        return os.path.join(os.path.dirname(os.path.abspath(bpy.data.filepath)), "generated")
+    return os.path.join(preferences.data_dir(prefs), "generated")
+
+
+def _check_writable(folder: str) -> None:
+    """Refuse now, before a minute of generating, if the picture could not be saved."""
+    existing = folder
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise worker_client.WorkerError(
+            f"The generated picture cannot be saved in '{folder}': the folder is not writable."
+        )
+
+
+def place_picture(source: str, folder: str, stem: str) -> str:
+    """Copy a generated picture into ``folder`` under a name no file has yet; its path.
+
+    Nothing is overwritten (the file is created exclusively) and nothing is left on failure.
+    """
+    target = ""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for n in itertools.count(1):
+            target = os.path.join(folder, f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue
+            break
+        try:
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                shutil.copyfileobj(src, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            raise
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            reason = "the disk is full"
+        elif isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+            reason = "the folder is not writable"
+        else:
+            reason = exc.strerror or str(exc)
+        raise importer.ResultError(
+            f"The generated picture cannot be saved in '{folder}': {reason}."
+        ) from None
+    return target
+
+
 def start(request: Request, prefs: Any) -> worker_client.Job:
     try:
         config = preferences.worker_config(prefs)
@@ -149,6 +268,7 @@ def start(request: Request, prefs: Any) -> worker_client.Job:
             request.settings,
             name=request.name,
             timeout=float(prefs.timeout),
+            prompt=request.prompt,
         )
     except BaseException:
         _remove_scratch(request)
@@ -173,18 +293,55 @@ def error_text(job: worker_client.Job) -> str:
 
 
 def finish(context, job: worker_client.Job, request: Request) -> tuple[bpy.types.Object, Any]:
-    """Bring a finished job's result into the scene; the temp folders go either way."""
+    """Bring a finished job's result into the scene; the temp folders go either way.
+
+    A prompt's picture moves from the worker's temp folder to picture_folder() and is
+    loaded as a Blender image (the camera's background); if anything fails, neither the
+    file nor the image is left.
+    """
+    picture, image = "", None
     try:
         result = importer.load_result(job.result_path)
+        if request.prompt is not None:
+            picture = place_picture(job.picture_path, request.picture_folder, request.name)
+            image = _load_picture(picture)
+            result["image_path"] = np.array(picture)  # the camera shows the placed picture
         obj, cam = importer.import_result(
             context, result, name=request.name, create_camera=request.create_camera
         )
         if cam is not None and request.source_image is not None and request.scratch:
             _show_source_image(cam, request.source_image)
+    except BaseException:
+        if image is not None:
+            bpy.data.images.remove(image)
+        if picture:
+            with contextlib.suppress(OSError):
+                os.unlink(picture)
+        raise
     finally:
         job.cleanup()
         _remove_scratch(request)
+    if image is not None:
+        if bpy.data.filepath and context.preferences.filepaths.use_relative_paths:
+            with contextlib.suppress(ValueError):  # another drive (Windows): keep it absolute
+                image.filepath = bpy.path.relpath(picture)
+        request.picture = image.filepath
     return obj, cam
+
+
+def _load_picture(path: str) -> bpy.types.Image:
+    try:
+        return bpy.data.images.load(path, check_existing=False)
+    except RuntimeError as exc:
+        raise importer.ResultError(
+            f"The generated picture {path} cannot be loaded: {exc}"
+        ) from None
+
+
+def summary_text(job: worker_client.Job, request: Request, obj) -> str:
+    """What the panel and the report say about a finished run."""
+    text = job.done.get("summary") or obj.name
+    return text + (f" Picture: {request.picture}." if request.picture else "")
 
 
 def _show_source_image(cam, image) -> None:
@@ -240,7 +397,7 @@ def tick() -> float | None:
             _record(str(exc), ok=False)
             _popup(str(exc))
         else:
-            _record(" ".join([job.done.get("summary") or obj.name, *job.done["warnings"]]), ok=True)
+            _record(" ".join([summary_text(job, request, obj), *job.done["warnings"]]), ok=True)
     else:
         job.cleanup()
         _remove_scratch(request)
@@ -371,7 +528,7 @@ class IMG2MESH_OT_reconstruct(ReconstructOptions, bpy.types.Operator):
             obj, _cam = finish(context, job, request)
         except (importer.ResultError, OSError) as exc:
             return self._fail(str(exc))
-        summary = job.done.get("summary") or obj.name
+        summary = summary_text(job, request, obj)
         _record(summary, ok=True)
         for warning in job.done.get("warnings", []):
             self.report({"WARNING"}, warning)
@@ -436,7 +593,10 @@ class IMG2MESH_OT_setup_environment(bpy.types.Operator):
         prefs = preferences.get(context)
         try:
             return environment.start_setup(
-                prefs.setup_python, prefs.pip_args, online=preferences.online_access()
+                prefs.setup_python,
+                prefs.pip_args,
+                online=preferences.online_access(),
+                text=prefs.setup_text,
             )
         except environment.SetupError as exc:
             self.report({"ERROR"}, str(exc))

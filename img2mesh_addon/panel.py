@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import environment, operators, preferences
+from . import environment, operators, preferences, properties
 
 IMAGE_EXTENSIONS = ".jpg;.jpeg;.png;.webp;.tif;.tiff;.bmp"
 
@@ -28,8 +28,10 @@ class IMG2MESH_PT_main(bpy.types.Panel):
         col.prop(settings, "source", expand=True)
         if settings.source == "FILE":
             col.prop(settings, "filepath", text="Photo")
-        else:
+        elif settings.source == "IMAGE":
             col.prop_search(settings, "image", bpy.data, "images", text="Image")
+        else:
+            _draw_prompt(col, context, settings, prefs)
         col.prop(settings, "segment")
         col.prop(settings, "depth")
         if settings.depth == "MODEL":
@@ -67,6 +69,25 @@ class IMG2MESH_PT_main(bpy.types.Panel):
         if outcome is not None and outcome.text and job is None:
             box = layout.box()
             preferences.draw_text(box, outcome.text, context, "INFO" if outcome.ok else "ERROR")
+
+
+def _draw_prompt(col, context, settings, prefs) -> None:
+    col.prop(settings, "prompt", text="Prompt")
+    col.prop(settings, "seed")
+    col.prop(settings, "steps")
+    col.prop(settings, "t2i_model", text="Model")
+    if not settings.t2i_model:
+        col.label(text=f"Default: {properties.DEFAULT_T2I_MODEL}")
+    col.prop(settings, "raw_prompt")
+    status = environment.cached_status(preferences.python_choice(prefs).path)
+    if status is not None and status.ready and not status.text_prompts:
+        preferences.draw_text(
+            col.box(),
+            'Text prompts are not set up: tick "Text prompts" and press Set up in the '
+            "add-on's preferences.",
+            context,
+            "INFO",
+        )
 
 
 def _draw_environment(layout, context, prefs) -> None:

@@ -49,6 +49,13 @@ class IMG2MESH_AddonPreferences(bpy.types.AddonPreferences):
         description="Added to Set up's pip commands, e.g. --extra-index-url URL for a PyTorch "
         "build, or --no-index --find-links FOLDER to install from local wheels without a network",
     )
+    setup_text: BoolProperty(  # type: ignore[valid-type]
+        name="Text prompts",
+        description="Set up also installs diffusers and accelerate, so that a picture can be "
+        "generated from a text prompt (the model itself, 2.6 GB for SD-Turbo, is downloaded on "
+        "the first prompt)",
+        default=False,
+    )
     data_dir: StringProperty(  # type: ignore[valid-type]
         name="Data Folder",
         description="Where models and caches are stored. Empty: a folder of the add-on's own "
@@ -118,6 +125,7 @@ class IMG2MESH_AddonPreferences(bpy.types.AddonPreferences):
         else:
             row.operator("img2mesh.setup_environment", icon="IMPORT")
             row.operator("img2mesh.check_environment", icon="FILE_REFRESH")
+            box.prop(self, "setup_text")
             if task is not None and task.state in ("failed", "cancelled"):
                 draw_text(box, task.error, context, "ERROR")
         if not online_access():
@@ -164,6 +172,7 @@ _DEFAULTS = SimpleNamespace(
     python_path="",
     setup_python="",
     pip_args="",
+    setup_text=False,
     data_dir="",
     device="AUTO",
     depth_model=DEFAULT_DEPTH_MODEL,

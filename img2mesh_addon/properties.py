@@ -14,6 +14,8 @@ DEPTH_ITEMS = [
     ("MODEL", "Depth Model", "Estimate depth with a neural network"),
     ("INFLATE", "Inflate Silhouette", "A rounded shape from the outline alone (no model needed)"),
 ]
+#: The text-to-image model used when none is named (core/settings.py DEFAULT_T2I_MODEL).
+DEFAULT_T2I_MODEL = "stabilityai/sd-turbo"
 MESH_ITEMS = [
     ("POISSON", "Poisson", "A smooth surface fitted to the points"),
     ("GRID", "Grid", "The depth map triangulated pixel by pixel: exact, but stepped at edges"),
@@ -34,6 +36,38 @@ class ReconstructOptions:
         name="Image",
         description="An image open in Blender to reconstruct (used when no photo file is given)",
         options={"SKIP_SAVE"},
+    )
+    prompt: StringProperty(  # type: ignore[valid-type]
+        name="Prompt",
+        description="Describe one object (e.g. a red toy car): a picture of it is generated, "
+        "saved, and reconstructed like a photo. Used when no photo is given",
+        options={"SKIP_SAVE"},
+    )
+    seed: IntProperty(  # type: ignore[valid-type]
+        name="Seed",
+        description="The noise the picture starts from: the same prompt, seed, steps and model "
+        "give the same picture",
+        default=0,
+        min=0,
+    )
+    steps: IntProperty(  # type: ignore[valid-type]
+        name="Steps",
+        description="Denoising steps. 0: the model's own (1 for SD-Turbo; up to 4 can add detail)",
+        default=0,
+        min=0,
+        max=1000,
+        soft_max=50,
+    )
+    t2i_model: StringProperty(  # type: ignore[valid-type]
+        name="Text-to-Image Model",
+        description="A diffusers text-to-image model: a Hugging Face id or a local model "
+        f"folder. Empty: {DEFAULT_T2I_MODEL}",
+    )
+    raw_prompt: BoolProperty(  # type: ignore[valid-type]
+        name="Prompt as Written",
+        description="Send the prompt as written, without asking for one whole object on a "
+        "plain light background (which background removal and depth estimation need)",
+        default=False,
     )
     segment: EnumProperty(  # type: ignore[valid-type]
         name="Remove Background",
@@ -123,10 +157,11 @@ class IMG2MESH_PG_settings(ReconstructOptions, bpy.types.PropertyGroup):
 
     source: EnumProperty(  # type: ignore[valid-type]
         name="Source",
-        description="Where the photo comes from",
+        description="What is reconstructed",
         items=[
-            ("FILE", "File", "A photo file on disk"),
+            ("FILE", "Photo", "A photo file on disk"),
             ("IMAGE", "Blender Image", "An image already open in Blender"),
+            ("PROMPT", "Prompt", "A picture generated from a text prompt"),
         ],
         default="FILE",
     )

@@ -31,6 +31,7 @@ GRACE_SECONDS = 3.0
 #: Stage labels, as the core names them (core/pipeline.py STAGE_LABELS).
 STAGE_LABELS = {
     "start": "Starting the worker",
+    "generate": "Generating image",
     "load": "Loading image",
     "segment": "Removing background",
     "depth": "Estimating depth",
@@ -279,10 +280,16 @@ class Job:
     error_kind: str = ""
     done: dict = field(default_factory=dict)  # the "done" event
     ready: bool = False  # the worker has said "ready"
+    prompt: dict | None = None  # a text prompt's "prompt" object instead of an image
 
     @property
     def result_path(self) -> str:
         return os.path.join(self.folder, "result.npz")
+
+    @property
+    def picture_path(self) -> str:
+        """Where the worker saves a prompt's picture: in the private folder, like the result."""
+        return os.path.join(self.folder, f"{self.name}.png")
 
     @property
     def finished(self) -> bool:
@@ -423,8 +430,13 @@ def start_job(
     *,
     name: str,
     timeout: float,
+    prompt: dict | None = None,
 ) -> Job:
-    """Send a reconstruction to the worker (started if needed); refuses a second one at once."""
+    """Send a reconstruction to the worker (started if needed); refuses a second one at once.
+
+    With ``prompt`` (the protocol's "prompt" object) the worker makes the picture first and
+    saves it as :attr:`Job.picture_path`; ``image`` is then unused.
+    """
     global _job, last_job
     if active_job() is not None:
         raise WorkerError(
@@ -432,16 +444,20 @@ def start_job(
         )
     worker = get_worker(config)
     worker.last_activity = time.monotonic()  # an idle worker has been quiet, not hung
-    job = Job(worker, image, name, settings, timeout, ready=bool(worker.info))
-    job.folder = tempfile.mkdtemp(prefix="img2mesh-")
+    job = Job(worker, image, name, settings, timeout, ready=bool(worker.info), prompt=prompt)
+    job.folder = tempfile.mkdtemp(prefix="img2mesh-")  # private (0700), removed after the run
     job.request_id = f"r{next(_ids)}"
-    request = {
+    request: dict[str, Any] = {
         "request": "reconstruct",
         "id": job.request_id,
-        "image": image,
         "settings": settings,
         "output": job.result_path,
     }
+    if prompt is None:
+        request["image"] = image
+    else:
+        request["prompt"] = prompt
+        request["picture"] = job.picture_path
     try:
         worker.send(request)
     except WorkerError:
