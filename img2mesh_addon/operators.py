@@ -1,7 +1,6 @@
 """Operators: reconstruct a photo through the worker (in the background or blocking), cancel, set up."""
 
 import contextlib
-import errno
 import itertools
 import math
 import os
@@ -141,12 +140,19 @@ def build_request(options: dict[str, Any], prefs: Any) -> Request:
         raise worker_client.WorkerError(f"There is no image named '{options['image']}' in Blender.")
     name = Path(image.name).stem or image.name
     if image.packed_file is not None:
-        scratch = tempfile.mkdtemp(prefix="img2mesh-input-")
+        scratch = worker_client.private_folder("img2mesh-input-")
         suffix = Path(image.filepath or image.name).suffix or ".png"
         stem = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name) or "photo"
         path = os.path.join(scratch, stem + suffix)
-        with open(path, "wb") as fh:
-            fh.write(image.packed_file.data)
+        try:
+            with open(path, "wb") as fh:
+                fh.write(image.packed_file.data)
+        except OSError as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise worker_client.WorkerError(
+                f"The packed image '{image.name}' cannot be written to the temp folder "
+                f"{tempfile.gettempdir()} ({worker_client.os_reason(exc)})."
+            ) from None
         request = Request(path, name, settings, create_camera)
         request.scratch = scratch
     elif image.source == "FILE" and image.filepath:
@@ -247,14 +253,9 @@ def place_picture(source: str, folder: str, stem: str) -> str:
                 os.unlink(target)
             raise
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            reason = "the disk is full"
-        elif isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
-            reason = "the folder is not writable"
-        else:
-            reason = exc.strerror or str(exc)
         raise importer.ResultError(
-            f"The generated picture cannot be saved in '{folder}': {reason}."
+            f"The generated picture cannot be saved in '{folder}': "
+            f"{worker_client.os_reason(exc, 'the folder')}."
         ) from None
     return target
 
@@ -281,9 +282,34 @@ def _remove_scratch(request: Request) -> None:
         shutil.rmtree(request.scratch, ignore_errors=True)
 
 
+#: The core words its advice for the command line; in Blender the same advice names the
+#: panel's and the preferences' settings. (cli words, Blender words), applied in order.
+CLI_WORDS = (
+    ("(--device cuda)", "(Device: CUDA, in the add-on's preferences)"),
+    ("(--device mps)", "(Device: MPS, in the add-on's preferences)"),
+    ("and pass --model-dir DIR", "and give that folder as the Depth Model"),
+    ("--depth inflate (or --depth-map FILE)", "Depth: Inflate Silhouette"),
+    (
+        "pass your own file with --rembg-model FILE.onnx",
+        "choose your own .onnx file as the Background Removal Model in the add-on's preferences",
+    ),
+    ("the weight-free --segment key", "the weight-free Remove Background: Plain Backdrop"),
+    (": --segment key needs", ": Plain Backdrop needs"),
+    ("and pass --t2i-model-dir DIR", "and give that folder as the prompt's Model"),
+    (" A photo still works without it: img2mesh photo.jpg.", " A photo still works without it."),
+)
+
+
+def blender_words(text: str) -> str:
+    """A core message with its command-line advice put in terms of the add-on's settings."""
+    for cli, blender in CLI_WORDS:
+        text = text.replace(cli, blender)
+    return text
+
+
 def error_text(job: worker_client.Job) -> str:
     """The job's error, with what the user can do about Blender's own settings."""
-    text = job.error
+    text = blender_words(job.error)
     if job.error_kind == "ModelUnavailableError" and not preferences.online_access():
         text += (
             " Blender's online access is off (Preferences > System > Network), so nothing is "
@@ -311,6 +337,8 @@ def finish(context, job: worker_client.Job, request: Request) -> tuple[bpy.types
         )
         if cam is not None and request.source_image is not None and request.scratch:
             _show_source_image(cam, request.source_image)
+        elif cam is not None and "image_upright_of" in result:
+            _keep_upright_copy(cam, str(result["image_upright_of"]))
     except BaseException:
         if image is not None:
             bpy.data.images.remove(image)
@@ -342,6 +370,23 @@ def summary_text(job: worker_client.Job, request: Request, obj) -> str:
     """What the panel and the report say about a finished run."""
     text = job.done.get("summary") or obj.name
     return text + (f" Picture: {request.picture}." if request.picture else "")
+
+
+def _keep_upright_copy(cam, photo: str) -> None:
+    """The background is an upright copy of an EXIF-rotated photo in the temp folder: pack it.
+
+    Blender shows image files as stored (sideways, for such a photo), so the copy the
+    worker made is kept in the .blend under the photo's name. Its path points beside the
+    .blend, so unpacking writes a new file there and never over the original photo.
+    """
+    backgrounds = cam.data.background_images
+    if not len(backgrounds) or backgrounds[0].image is None:
+        return
+    image = backgrounds[0].image
+    image.pack()
+    stem, suffix = os.path.splitext(os.path.basename(photo))
+    image.name = stem + suffix
+    image.filepath_raw = f"//{stem} upright{os.path.splitext(image.filepath)[1]}"
 
 
 def _show_source_image(cam, image) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -214,6 +215,26 @@ class WorkerClient:
                     self.stderr_tail.append(text)
                     print(f"img2mesh worker: {text}", file=sys.stderr)
         proc.stderr.close()
+
+
+def os_reason(exc: OSError, folder: str = "it") -> str:
+    """Why a file could not be written, in words: "the disk is full", "it is not writable"."""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return "the disk is full"
+    if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+        return f"{folder} is not writable"
+    return exc.strerror or str(exc)
+
+
+def private_folder(prefix: str = "img2mesh-") -> str:
+    """A new temp folder only this user can enter (``mkdtemp``: mode 0700); WorkerError if none."""
+    try:
+        return tempfile.mkdtemp(prefix=prefix)
+    except OSError as exc:
+        raise WorkerError(
+            f"No temp folder can be made in {tempfile.gettempdir()} ({os_reason(exc)}); free "
+            "some space there or set TMPDIR to another folder."
+        ) from None
 
 
 # ---------------------------------------------------------------------------- the worker
@@ -445,7 +466,7 @@ def start_job(
     worker = get_worker(config)
     worker.last_activity = time.monotonic()  # an idle worker has been quiet, not hung
     job = Job(worker, image, name, settings, timeout, ready=bool(worker.info), prompt=prompt)
-    job.folder = tempfile.mkdtemp(prefix="img2mesh-")  # private (0700), removed after the run
+    job.folder = private_folder()  # removed after the run
     job.request_id = f"r{next(_ids)}"
     request: dict[str, Any] = {
         "request": "reconstruct",
