@@ -450,9 +450,9 @@ def _grid_mesh(cloud: PointCloud, silhouette, intrinsics: Intrinsics, closed: bo
         )
     vertices = cloud.points.astype(np.float64)
     if closed:
-        vertices, faces = _split_pinches(vertices, faces)
+        vertices, faces, border = _split_pinches(vertices, faces)
         back, _ = _pushed_back(vertices, cloud, silhouette, intrinsics, thickness)
-        vertices, faces = _close_with_back(vertices, faces, back)
+        vertices, faces = _close_with_back(vertices, faces, back, border)
     vertices, faces = _compact(vertices, faces)
     return Mesh(vertices, faces, np.zeros_like(vertices))
 
@@ -515,12 +515,14 @@ def grid_faces(index: np.ndarray, z: np.ndarray, threshold: float) -> np.ndarray
     return np.concatenate(parts).astype(np.int64)
 
 
-def _split_pinches(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _split_pinches(vertices: np.ndarray, faces: np.ndarray):
     """Give each fan of triangles around a vertex its own copy of the vertex.
 
     Where two triangles of the grid touch only at a corner, walls built along the
     border would share that corner's vertical edge four times (not a manifold).
     Corners of one vertex stay together when their triangles share an edge at it.
+    Returns the vertices, the faces and the border mask of their half-edges (see
+    :func:`_half_edges`), which splitting does not change: it only separates vertices.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -531,7 +533,7 @@ def _split_pinches(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray,
     border = _border_mask(src, dst)
     outgoing = np.bincount(src[border], minlength=len(vertices))
     if outgoing.max(initial=0) <= 1:
-        return vertices, faces
+        return vertices, faces, border
     # Corner id = face * 3 + position; a half-edge k of face f goes corner k -> corner k+1.
     key = src * len(vertices) + dst
     twin_key = dst * len(vertices) + src
@@ -551,14 +553,18 @@ def _split_pinches(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray,
     new_faces = labels.reshape(m, 3)
     source_vertex = np.zeros(count, dtype=np.int64)
     source_vertex[labels] = faces.reshape(-1)
-    return vertices[source_vertex], new_faces.astype(np.int64)
+    return vertices[source_vertex], new_faces.astype(np.int64), border
 
 
-def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray):
-    """Front faces, reversed back faces, and a wall of two triangles along each border edge."""
+def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None):
+    """Front faces, reversed back faces, and a wall of two triangles along each border edge.
+
+    ``border``: the faces' border half-edges when already known (:func:`_split_pinches`).
+    """
     n = len(vertices)
     src, dst = _half_edges(faces)
-    border = _border_mask(src, dst)
+    if border is None:
+        border = _border_mask(src, dst)
     a, b = src[border], dst[border]
     # The wall takes b->a against the front's a->b and a'->b' against the reversed back's
     # b'->a', so the closed surface is consistently wound (outward).
