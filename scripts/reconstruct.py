@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ADDON_MODULE = "img2mesh_addon"
+#: Free bytes below which a failed save is put down to a full disk.
+LOW_SPACE = 64 * 1024 * 1024
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -72,6 +75,18 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def save_error(out: Path, exc: RuntimeError) -> str:
+    """One sentence for a failed save (Blender's own text does not say "disk full")."""
+    reason = str(exc).strip().removeprefix("Error: ").strip().rstrip(".")
+    try:
+        free = shutil.disk_usage(out.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < LOW_SPACE:
+        return f"'{out}' cannot be written: the disk is full ({free // 1024:,} KB free)."
+    return f"'{out}' cannot be written ({reason})."
+
+
 def preferences() -> Any:
     import bpy
 
@@ -91,6 +106,8 @@ def enable_addon(installed: bool) -> str:
         fail("No enabled Img2Mesh add-on was found (drop --installed to use this repository's).")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+    if ADDON_MODULE in preferences().addons:
+        return ADDON_MODULE  # enabling it again would restart it (and stop its warm worker)
     if addon_utils.enable(ADDON_MODULE, default_set=True) is None:  # type: ignore[func-returns-value]
         fail(f"The add-on in {REPO / ADDON_MODULE} could not be enabled (see the output above).")
     return ADDON_MODULE
@@ -107,6 +124,8 @@ def main() -> None:
         fail(f"'{out}' exists already; pass --overwrite to replace it.")
     if not out.parent.is_dir():
         fail(f"The folder '{out.parent}' does not exist.")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        fail(f"The folder '{out.parent}' is not writable.")
 
     module = enable_addon(args.installed)
     print(f"reconstruct.py: Blender {bpy.app.version_string}, add-on {module}")
@@ -153,9 +172,10 @@ def main() -> None:
     view_layer = bpy.context.view_layer
     obj = view_layer.objects.active if view_layer else None
     try:
+        # Blender writes "<out>@" and renames it: a failed save leaves no partial file.
         bpy.ops.wm.save_as_mainfile(filepath=str(out))
     except RuntimeError as exc:
-        fail(f"'{out}' cannot be written ({str(exc).strip()}).")
+        fail(save_error(out, exc))
     data: Any = obj.data if obj is not None else None
     faces = len(data.polygons) if data is not None else 0
     print(f"reconstruct.py: saved {out} ({obj.name if obj else '?'}: {faces:,} faces)")
