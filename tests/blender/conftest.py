@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -139,14 +140,82 @@ def addon(core_python, data_dir, temp_root, monkeypatch):
     monkeypatch.setenv("IMG2MESH_PYTHON", str(core_python))
     if ADDON not in bpy.context.preferences.addons:
         assert addon_utils.enable(ADDON, default_set=True) is not None
-    prefs = bpy.context.preferences.addons[ADDON].preferences
-    prefs.python_path = ""
-    prefs.data_dir = str(data_dir)
-    prefs.timeout = 120
-    prefs.device = "CPU"
+    configure(bpy.context.preferences.addons[ADDON].preferences, data_dir)
     import img2mesh_addon
 
     yield img2mesh_addon
     from img2mesh_addon import operators
 
     operators.cancel_running()
+
+
+# ------------------------------------------------------------------ file-system faults
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str = "16k", *, read_only: bool = False):
+    """A real tiny (or read-only) file system mounted on ``folder`` for the block; needs root."""
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    try:
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` cannot be written for the block: a read-only mount as root (who may write
+    anywhere else), else its permissions."""
+    if os.name == "posix" and os.geteuid() == 0:
+        with tmpfs(folder, "64k", read_only=True):
+            yield folder
+        return
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        folder.chmod(mode)
+
+
+def worker_pids(data_dir: Path) -> list[int]:
+    """Live processes running core.worker for this data folder, whoever their parent is now."""
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc")
+    home = f"IMG2MESH_HOME={data_dir}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"core.worker" in cmdline and home in environ and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def process_environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def configure(prefs, data_dir: Path) -> None:
+    """The preferences every test expects (also after the add-on is enabled again)."""
+    prefs.python_path = ""
+    prefs.data_dir = str(data_dir)
+    prefs.timeout = 120
+    prefs.device = "CPU"

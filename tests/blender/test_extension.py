@@ -109,10 +109,14 @@ def test_the_installed_copy_reconstructs(installed, photo, core_python, monkeypa
     assert Path(installed.__file__).parent == install_dir / "img2mesh"
     assert bpy.types.IMG2MESH_OT_reconstruct.__module__ == f"{MODULE}.operators"
 
+    own_folder = install_dir / "img2mesh"
+    before = {str(p): p.stat().st_mtime_ns for p in sorted(own_folder.rglob("*"))}
     result = bpy.ops.img2mesh.reconstruct(
         filepath=str(photo[0]), segment="KEY", depth="INFLATE", mesh="GRID", max_size=96
     )
     assert result == {"FINISHED"}
+    # Nothing is written into the extension's own folder during a run.
+    assert {str(p): p.stat().st_mtime_ns for p in sorted(own_folder.rglob("*"))} == before
     job = importlib.import_module(f"{MODULE}.worker_client").last_job
     assert job.done["faces"] == len(bpy.data.objects["toy"].data.polygons) > 100
     assert job.worker.info["executable"] == str(core_python)
@@ -132,10 +136,12 @@ def test_set_up_makes_an_environment_and_says_what_is_missing(installed, monkeyp
     environment = importlib.import_module(f"{MODULE}.environment")
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.pip_args = "--no-deps --no-index"  # no network: allowed with online access off
+    prefs.setup_text = True  # pip takes the wheel with its [text] extra (no deps fetched here)
     try:
         result = bpy.ops.img2mesh.setup_environment()
     finally:
         prefs.pip_args = ""
+        prefs.setup_text = False
     assert result == {"FINISHED"}, environment.last_setup().log[-20:]
     made = environment.venv_python(environment.setup_dir())
     assert made.is_file()

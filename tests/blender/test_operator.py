@@ -35,6 +35,7 @@ from blender_helpers import (  # noqa: E402
     wait_gone,
     worker_module,
 )
+from conftest import configure, worker_pids  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -357,19 +358,25 @@ def test_without_an_environment_the_error_says_what_to_do(addon, photo, monkeypa
     assert "No module named 'core'" in str(error.value) or "core.worker" in str(error.value)
 
 
-def test_disabling_the_addon_stops_its_worker(addon, photo):
+def test_disabling_the_addon_stops_its_worker(addon, photo, data_dir):
+    """An idle worker; disable and enable again: no orphan process, and the next run works."""
     import addon_utils
 
     assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
     process = worker_module().current_worker().process
+    assert worker_pids(data_dir) == [process.pid]
     addon_utils.disable("img2mesh_addon")
     try:
         assert process.poll() is not None
+        assert worker_pids(data_dir) == []
         assert not hasattr(bpy.ops.img2mesh, "reconstruct") or not hasattr(
             bpy.types, "IMG2MESH_OT_reconstruct"
         )
     finally:
         addon_utils.enable("img2mesh_addon", default_set=True)
+        configure(bpy.context.preferences.addons["img2mesh_addon"].preferences, data_dir)
+    assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
+    assert worker_pids(data_dir) == [worker_module().current_worker().pid] != [process.pid]
 
 
 def test_panel_and_drop_target_are_registered(addon):

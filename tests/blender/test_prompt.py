@@ -30,7 +30,7 @@ from blender_helpers import (  # noqa: E402
     wait_gone,
     worker_module,
 )
-from conftest import run_core  # noqa: E402
+from conftest import read_only, run_core, tmpfs  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -142,6 +142,36 @@ def test_beside_a_saved_blend_the_same_seed_gives_the_same_picture(addon, t2i, t
         "a-ceramic-teapot.001",
     ]
     np.testing.assert_array_equal(pixels(first), pixels(second))
+
+
+def test_a_full_picture_folder_leaves_no_file_and_no_image(addon, t2i, data_dir, temp_root):
+    folder = data_dir / "generated"
+    folder.mkdir(exist_ok=True)
+    with tmpfs(folder, "16k"):  # a 512x512 picture does not fit
+        with pytest.raises(RuntimeError) as error:
+            reconstruct(prompt="a green vase", t2i_model=str(t2i), **PICTURE_ONLY)
+        assert str(error.value).strip() == (
+            f"Error: The generated picture cannot be saved in '{folder}': the disk is full."
+        )
+        assert os.listdir(folder) == []  # no partial picture
+    assert datablocks() == {k: set() for k in datablocks()}
+    assert list(temp_root.iterdir()) == []
+    assert worker_module().current_worker() is not None  # nothing wrong with the worker
+
+
+def test_a_read_only_project_folder_is_refused_before_generating(addon, t2i, tmp_path):
+    blend = tmp_path / "project" / "scene.blend"
+    blend.parent.mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    last = worker_module().last_job
+    with read_only(blend.parent), pytest.raises(RuntimeError) as error:
+        reconstruct(prompt="a green vase", t2i_model=str(t2i), **PICTURE_ONLY)
+    assert str(error.value).strip() == (
+        f"Error: The generated picture cannot be saved in '{blend.parent / 'generated'}': "
+        "the folder is not writable."
+    )
+    assert worker_module().last_job is last  # refused before a minute of generating
+    assert datablocks() == {k: set() for k in datablocks()}
 
 
 def test_cancel_while_generating_leaves_nothing(addon, t2i, data_dir, temp_root):
