@@ -190,11 +190,25 @@ def run_geometry(args) -> dict:
             cache=False,
             **options,
         )
-        result = Pipeline().run(paths["rgba"], settings)
+        pipeline = Pipeline()
+        result = pipeline.run(paths["rgba"], settings)
         ours = to_camera_frame(result.mesh, result.camera)
         points = result.info["points"]
         timings = {k: result.timings[k] for k in ("pointcloud", "mesh")}
         timings["pointcloud+mesh"] = timings["pointcloud"] + timings["mesh"]
+        remesh = []
+        for change in args.remesh or []:
+            t0 = time.perf_counter()
+            again = pipeline.run(paths["rgba"], settings.replace(**json.loads(change)))
+            remesh.append(
+                {
+                    "change": json.loads(change),
+                    "wall": time.perf_counter() - t0,
+                    "stages": again.timings,
+                    "triangles": again.mesh.n_faces,
+                    "warnings": again.warnings,
+                }
+            )
 
     def plain(scores: dict) -> dict:
         return {k: (bool(v) if k == "watertight" else float(v)) for k, v in scores.items()}
@@ -202,6 +216,8 @@ def run_geometry(args) -> dict:
     out = {}
     if args.approach == "original":
         out["scores_own_camera"] = plain(score(as_made, scene))
+    elif remesh:
+        out["remesh"] = remesh
     return {
         **out,
         "scene": args.scene,
