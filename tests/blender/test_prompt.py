@@ -8,6 +8,7 @@ reddish noise, made by the real code path.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from blender_helpers import (  # noqa: E402
     RecordingLayout,
     colors,
     datablocks,
+    drive,
     drive_until,
     pixels_seen_by_camera,
     reconstruct,
@@ -126,7 +128,9 @@ def test_beside_a_saved_blend_the_same_seed_gives_the_same_picture(addon, t2i, t
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     options = {"prompt": "a ceramic teapot", "seed": 11, "t2i_model": str(t2i), **PICTURE_ONLY}
     assert reconstruct(**options) == {"FINISHED"}
-    assert reconstruct(**options) == {"FINISHED"}
+    reconstruct(background=True, **options)  # as the panel's button runs it
+    progress = drive()
+    assert progress == sorted(progress)
 
     # Beside the .blend, referred to relatively; the second picture does not overwrite the first.
     folder = blend.parent / "generated"
@@ -172,6 +176,21 @@ def test_a_read_only_project_folder_is_refused_before_generating(addon, t2i, tmp
     )
     assert worker_module().last_job is last  # refused before a minute of generating
     assert datablocks() == {k: set() for k in datablocks()}
+
+
+def test_an_unavailable_model_offline_says_what_to_do_in_blender(addon, t2i, temp_root):
+    with pytest.raises(RuntimeError) as error:
+        reconstruct(prompt="a green vase", t2i_model="img2mesh-test/absent-t2i", **PICTURE_ONLY)
+    text = str(error.value).strip().removeprefix("Error: ")
+    assert text.startswith("The text-to-image model 'img2mesh-test/absent-t2i' could not be loaded")
+    assert "and give that folder as the prompt's Model." in text
+    assert text.endswith(
+        "A photo still works without it. Blender's online access is off (Preferences > System > "
+        "Network), so nothing is downloaded."
+    )
+    assert not re.search(r"(?<![\w-])--[a-z]", re.sub(r"`[^`]*`", "", text)), text
+    assert datablocks() == {k: set() for k in datablocks()}
+    assert list(temp_root.iterdir()) == []
 
 
 def test_cancel_while_generating_leaves_nothing(addon, t2i, data_dir, temp_root):
