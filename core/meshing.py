@@ -521,39 +521,56 @@ def _split_pinches(vertices: np.ndarray, faces: np.ndarray):
     Where two triangles of the grid touch only at a corner, walls built along the
     border would share that corner's vertical edge four times (not a manifold).
     Corners of one vertex stay together when their triangles share an edge at it.
+    Only pinched vertices (two or more outgoing border half-edges) are split; their
+    copies are appended and the originals left unused (see :func:`_compact`).
     Returns the vertices, the faces and the border mask of their half-edges (see
     :func:`_half_edges`), which splitting does not change: it only separates vertices.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    m = len(faces)
-    # Outgoing border half-edges per vertex; a vertex with two or more is pinched.
+    m, n = len(faces), len(vertices)
     src, dst = _half_edges(faces)
     border = _border_mask(src, dst)
-    outgoing = np.bincount(src[border], minlength=len(vertices))
-    if outgoing.max(initial=0) <= 1:
+    pinched = np.bincount(src[border], minlength=n) > 1
+    if not pinched.any():
         return vertices, faces, border
-    # Corner id = face * 3 + position; a half-edge k of face f goes corner k -> corner k+1.
-    key = src * len(vertices) + dst
-    twin_key = dst * len(vertices) + src
+    # The twins (the same edge the other way round) of the half-edges at pinched vertices.
+    near = np.flatnonzero(pinched[src] | pinched[dst])
+    key = src[near] * n + dst[near]
     order = np.argsort(key)
-    pos = np.searchsorted(key[order], twin_key)
-    pos = np.clip(pos, 0, len(key) - 1)
-    has_twin = key[order][pos] == twin_key
-    he = np.flatnonzero(has_twin)
-    twin = order[pos[has_twin]]
-    # Half-edge index e = k * m + f (see _half_edges); its corners are (f, k) and (f, k+1).
+    sorted_key = key[order]
+    twin_key = dst[near] * n + src[near]
+    pos = np.clip(np.searchsorted(sorted_key, twin_key), 0, len(key) - 1)
+    has_twin = sorted_key[pos] == twin_key
+    # Corner id = face * 3 + position; half-edge e = k * m + f goes from corner (f, k)
+    # to corner (f, k+1), and its twin (g, j) from (g, j) to (g, j+1): (f, k) and
+    # (g, j+1) sit at one vertex, so do (f, k+1) and (g, j).
+    he = near[has_twin]
+    twin = near[order[pos[has_twin]]]
     f, k = he % m, he // m
     g, j = twin % m, twin // m
     a = np.r_[f * 3 + k, f * 3 + (k + 1) % 3]
     b = np.r_[g * 3 + (j + 1) % 3, g * 3 + j]
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(3 * m, 3 * m))
+    corner_vertex = faces.reshape(-1)
+    at_pinch = pinched[corner_vertex[a]]
+    a, b = a[at_pinch], b[at_pinch]
+    corners = np.flatnonzero(pinched[corner_vertex])
+    local = np.full(3 * m, -1, dtype=np.int64)
+    local[corners] = np.arange(len(corners))
+    graph = coo_matrix(
+        (np.ones(len(a)), (local[a], local[b])), shape=(len(corners), len(corners))
+    )
     count, labels = connected_components(graph, directed=False)
-    new_faces = labels.reshape(m, 3)
     source_vertex = np.zeros(count, dtype=np.int64)
-    source_vertex[labels] = faces.reshape(-1)
-    return vertices[source_vertex], new_faces.astype(np.int64), border
+    source_vertex[labels] = corner_vertex[corners]
+    new_faces = corner_vertex.astype(np.int64)  # a copy
+    new_faces[corners] = n + labels
+    return (
+        np.concatenate([vertices, vertices[source_vertex]]),
+        new_faces.reshape(m, 3),
+        border,
+    )
 
 
 def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None):

@@ -145,6 +145,22 @@ def grid_normals(grid: np.ndarray, valid: np.ndarray, *, toward_camera: bool = T
     a pixel with no neighbour along a direction faces the camera straight on. Normals
     point towards the camera (origin) or, with ``toward_camera=False``, away from it.
     """
+    valid = np.asarray(valid, dtype=bool)
+    # Pixels without a point get no neighbours and face along their (zero) ray, +z,
+    # so only the valid pixels' bounding box (and a one-pixel frame) needs the work.
+    out = np.zeros(valid.shape + (3,), dtype=np.float32)
+    out[..., 2] = -1.0 if toward_camera else 1.0
+    rows = np.flatnonzero(valid.any(axis=1))
+    cols = np.flatnonzero(valid.any(axis=0))
+    if len(rows) == 0:
+        return out
+    r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, valid.shape[0])
+    c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, valid.shape[1])
+    out[r0:r1, c0:c1] = _grid_normals(grid[r0:r1, c0:c1], valid[r0:r1, c0:c1], toward_camera)
+    return out
+
+
+def _grid_normals(grid: np.ndarray, valid: np.ndarray, toward_camera: bool) -> np.ndarray:
     import cv2
 
     p = np.where(valid[..., None], grid, 0.0).astype(np.float64)
