@@ -166,7 +166,8 @@ class U2netSession:
         outs = self.inner_session.run(None, {self.inner_session.get_inputs()[0].name: feed})
         pred = outs[0][:, 0, :, :]
         ma, mi = np.max(pred), np.min(pred)
-        pred = np.squeeze((pred - mi) / (ma - mi))
+        # A constant prediction singles nothing out (rembg divides by zero here).
+        pred = np.squeeze((pred - mi) / (ma - mi) if ma > mi else np.zeros_like(pred))
         if self.clip:
             pred = pred.clip(0, 1)
         mask = Image.fromarray((pred * 255).astype("uint8"), mode="L")
