@@ -558,9 +558,7 @@ def _split_pinches(vertices: np.ndarray, faces: np.ndarray):
     corners = np.flatnonzero(pinched[corner_vertex])
     local = np.full(3 * m, -1, dtype=np.int64)
     local[corners] = np.arange(len(corners))
-    graph = coo_matrix(
-        (np.ones(len(a)), (local[a], local[b])), shape=(len(corners), len(corners))
-    )
+    graph = coo_matrix((np.ones(len(a)), (local[a], local[b])), shape=(len(corners), len(corners)))
     count, labels = connected_components(graph, directed=False)
     source_vertex = np.zeros(count, dtype=np.int64)
     source_vertex[labels] = corner_vertex[corners]

@@ -51,14 +51,17 @@ class Result:
     def total_seconds(self) -> float:
         return float(sum(self.timings.values()))
 
-    def summary(self, name: str | None = None) -> str:
+    @property
+    def kind(self) -> str:
+        """ "closed solid" when the mesh is watertight (Poisson or grid), else "open surface"."""
+        return "closed solid" if self.info.get("mesh_watertight") else "open surface"
+
+    def summary(self, name: str | None = None, seconds: float | None = None) -> str:
         label = name or (self.photo.path.name if self.photo.path else "image")
-        kind = (
-            "open surface" if self.settings.open or self.settings.mesh == "grid" else "closed solid"
-        )
+        total = self.total_seconds if seconds is None else seconds
         return (
             f"{label}: {self.mesh.n_faces:,} faces, {self.mesh.n_vertices:,} vertices, "
-            f"{kind}, {self.total_seconds:.1f} s"
+            f"{self.kind}, {total:.1f} s"
         )
 
     def report(self) -> dict:

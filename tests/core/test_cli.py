@@ -77,6 +77,19 @@ def test_help_is_fast_and_lists_the_options():
         assert flag in out.stdout
 
 
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [(["--mesh", "grid"], "closed solid"), (["--mesh", "grid", "--open"], "open surface")],
+)
+def test_the_summary_names_what_was_built(tmp_path, flags, kind):
+    """The grid is a closed solid too unless --open: the summary says what the file holds."""
+    out = run_cli(TOY, "-o", tmp_path / "toy.ply", *WEIGHT_FREE, *flags, "--no-preview")
+    assert out.returncode == 0, out.stderr
+    assert f" vertices, {kind}, " in out.stdout.strip().splitlines()[-1]
+    mesh = open3d_mesh(tmp_path / "toy.ply")
+    assert mesh.is_edge_manifold(allow_boundary_edges=False) == (kind == "closed solid")
+
+
 def test_weight_free_toy_end_to_end(tmp_path):
     """The quick start's fallback: colour key + inflation, no weights; all outputs written."""
     out = run_cli(TOY, "-o", tmp_path / "toy.ply", *WEIGHT_FREE, "--report", tmp_path / "r.json")
