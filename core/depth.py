@@ -182,18 +182,19 @@ class DepthEstimator:
             raise ModelUnavailableError(f"The model folder '{self.source}' does not exist.")
         cache = hf_cache_dir()
         kwargs = {"cache_dir": str(cache)} if cache and not local.is_dir() else {}
-        from .hub import from_pretrained
+        from .hub import from_pretrained, no_loading_bars
 
         try:
-            processor = from_pretrained(AutoImageProcessor, str(self.source), **kwargs)
-            # Only safetensors: never unpickle weights (no torch.load), never run repo code.
-            model = from_pretrained(
-                AutoModelForDepthEstimation,
-                str(self.source),
-                use_safetensors=True,
-                trust_remote_code=False,
-                **kwargs,
-            )
+            with no_loading_bars("transformers"):
+                processor = from_pretrained(AutoImageProcessor, str(self.source), **kwargs)
+                # Only safetensors: never unpickle weights (no torch.load), never run repo code.
+                model = from_pretrained(
+                    AutoModelForDepthEstimation,
+                    str(self.source),
+                    use_safetensors=True,
+                    trust_remote_code=False,
+                    **kwargs,
+                )
         except ValueError as exc:
             if "Unrecognized" in str(exc) or "configuration class" in str(exc):
                 raise OptionError(

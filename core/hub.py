@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import socket
 import urllib.parse
@@ -48,3 +50,32 @@ def from_pretrained(loader, source: str, **kwargs):
     if not hub_reachable():
         raise OSError(f"the Hugging Face hub cannot be reached and '{source}' is not in the cache")
     return loader.from_pretrained(source, **kwargs)
+
+
+@contextlib.contextmanager
+def no_loading_bars(*libraries: str):
+    """The libraries' own bars ("Loading weights", "Loading pipeline components") off.
+
+    They would cut through our stage bars and the worker's log. The hub's download bars
+    stay on (transformers turns them off with its own): a first download is long and
+    worth watching.
+    """
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+
+    hub_bars = not are_progress_bars_disabled()
+    restore = []
+    for name in libraries:
+        try:
+            lib = importlib.import_module(f"{name}.utils.logging")
+        except ImportError:
+            continue
+        if lib.is_progress_bar_enabled():
+            lib.disable_progress_bar()
+            restore.append(lib)
+    if hub_bars:
+        enable_progress_bars()
+    try:
+        yield
+    finally:
+        for lib in restore:
+            lib.enable_progress_bar()

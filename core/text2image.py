@@ -407,26 +407,18 @@ def _quiet_loading():
     import logging
     import warnings
 
+    from .hub import no_loading_bars
+
     names = ("diffusers", "transformers")
     levels = {n: logging.getLogger(n).level for n in names}
-    bars = []
     try:
-        for mod in ("diffusers.utils.logging", "transformers.utils.logging"):
-            with contextlib.suppress(ImportError):
-                lib = importlib.import_module(mod)
-                if hasattr(lib, "is_progress_bar_enabled"):
-                    bars.append((lib, lib.is_progress_bar_enabled()))
-                    lib.disable_progress_bar()
         for n in names:
             # failures raise and become one readable paragraph; their log lines would repeat it
             logging.getLogger(n).setLevel(logging.CRITICAL)
-        with warnings.catch_warnings():
+        with no_loading_bars(*names), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
         for n, level in levels.items():
             logging.getLogger(n).setLevel(level)
-        for lib, enabled in bars:
-            if enabled:
-                lib.enable_progress_bar()

@@ -40,6 +40,33 @@ def test_tiny_glpn_from_a_local_folder(tiny_glpn):
     assert est.loaded and est.device == "cpu"
 
 
+def test_loading_shows_no_library_bar_and_keeps_the_hub_download_bars(tiny_glpn, capfd):
+    """transformers' "Loading weights" bar would cut through the stage bars; a download's stays."""
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    import core.hub
+
+    enable_progress_bars()
+    hf_logging.enable_progress_bar()
+    during = []
+    real = core.hub.from_pretrained
+
+    def spy(loader, source, **kwargs):
+        during.append((hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled()))
+        return real(loader, source, **kwargs)
+
+    core.hub.from_pretrained = spy
+    try:
+        DepthEstimator("x", device="cpu", model_dir=str(tiny_glpn)).load()
+    finally:
+        core.hub.from_pretrained = real
+    assert during and all(lib_bar is False and hub_off is False for lib_bar, hub_off in during)
+    assert "Loading weights" not in capfd.readouterr().err
+    # as they were afterwards
+    assert hf_logging.is_progress_bar_enabled() and not are_progress_bars_disabled()
+
+
 def test_tiny_depth_anything_gives_disparity_converted_to_depth(tiny_depth_anything):
     est = DepthEstimator(
         "depth-anything/Depth-Anything-V2-Small-hf",
