@@ -232,6 +232,23 @@ def test_a_user_error_is_one_sentence_and_leaves_nothing(addon, photo, temp_root
     assert worker_module().current_worker() is worker  # user errors keep the worker
 
 
+def start_loading_run(photo, tiny_models, max_size: int):
+    """A button-style (background) run with the tiny GLPN, driven until it loads the model; its job."""
+    from img2mesh_addon import operators
+
+    reconstruct(
+        background=True,
+        filepath=str(photo[0]),
+        segment="KEY",
+        depth="MODEL",
+        depth_model=str(tiny_models / "tiny-glpn"),
+        mesh="GRID",
+        max_size=max_size,
+    )
+    drive_until(loading)
+    return operators.running_job()
+
+
 def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(
     addon, photo, tiny_models, temp_root
 ):
@@ -243,17 +260,7 @@ def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(
     bpy.data.meshes.new("Existing")
     before = datablocks()
     try:
-        reconstruct(
-            background=True,
-            filepath=str(photo[0]),
-            segment="KEY",
-            depth="MODEL",
-            depth_model=str(tiny_models / "tiny-glpn"),
-            mesh="GRID",
-            max_size=80,
-        )
-        drive_until(loading)  # mid-run: loading the depth model
-        job = operators.running_job()
+        job = start_loading_run(photo, tiny_models, 80)  # mid-run: loading the depth model
         process = job.worker.process
         assert bpy.ops.img2mesh.cancel() == {"FINISHED"}
     finally:
@@ -274,17 +281,7 @@ def test_a_killed_worker_is_reported_and_the_next_run_works(addon, photo, tiny_m
     worker_client = worker_module()
     worker_client.discard_worker()
     before = datablocks()
-    reconstruct(
-        background=True,
-        filepath=str(photo[0]),
-        segment="KEY",
-        depth="MODEL",
-        depth_model=str(tiny_models / "tiny-glpn"),
-        mesh="GRID",
-        max_size=72,
-    )
-    drive_until(loading)
-    job = operators.running_job()
+    job = start_loading_run(photo, tiny_models, 72)
     os.kill(job.worker.pid, signal.SIGKILL)
     drive()
     assert not operators.last_outcome.ok
@@ -314,17 +311,7 @@ def test_a_hung_worker_times_out_with_a_clear_message(addon, photo, tiny_models,
     prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
     worker_module().discard_worker()
     prefs.timeout = 2
-    reconstruct(
-        background=True,
-        filepath=str(photo[0]),
-        segment="KEY",
-        depth="MODEL",
-        depth_model=str(tiny_models / "tiny-glpn"),
-        mesh="GRID",
-        max_size=88,
-    )
-    drive_until(loading)
-    job = operators.running_job()
+    job = start_loading_run(photo, tiny_models, 88)
     os.kill(job.worker.pid, signal.SIGSTOP)  # alive, silent, going nowhere
     started = time.monotonic()
     drive(timeout=30)
