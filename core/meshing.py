@@ -99,8 +99,8 @@ def reconstruct_surface(
             cloud, silhouette, intrinsics, closed, level, thickness, threads, report
         )
         if closed and not is_closed(mesh.faces) and level > 4:
-            # Poisson's surface extraction can leave a fin where two sheets touch; one
-            # level coarser rarely does.
+            # Sheets touching along an edge are separated already (_separate_sheets);
+            # anything else left open is rare, and one level coarser rarely repeats it.
             level -= 1
             mesh, used = _poisson_mesh(
                 cloud, silhouette, intrinsics, closed, level, thickness, threads, report
@@ -363,7 +363,7 @@ def _poisson_mesh(cloud, silhouette, intrinsics, closed, level, thickness, threa
             scale=scale,
             # A complete octree only a few levels deep: far from the samples nothing is
             # extracted, and small clouds run two to three times faster.
-            full_depth=int(min(5, max(2, level - 2))),
+            full_depth=int(min(4, max(2, level - 3))),
             n_threads=int(n_threads),
         )
     vertices = np.asarray(surface.vertices) * size + centre
@@ -373,7 +373,9 @@ def _poisson_mesh(cloud, silhouette, intrinsics, closed, level, thickness, threa
         raise InputError("Poisson reconstruction found no surface in these points.")
 
     report(0.7, "Cleaning the surface")
-    if not closed:
+    if closed:
+        vertices, faces = _separate_sheets(vertices, faces)
+    else:
         keep = _supported(
             vertices, densities, cloud, silhouette, intrinsics, scale * size / 2**level
         )
@@ -520,29 +522,65 @@ def _split_pinches(vertices: np.ndarray, faces: np.ndarray):
 
     Where two triangles of the grid touch only at a corner, walls built along the
     border would share that corner's vertical edge four times (not a manifold).
-    Corners of one vertex stay together when their triangles share an edge at it.
-    Only pinched vertices (two or more outgoing border half-edges) are split; their
-    copies are appended and the originals left unused (see :func:`_compact`).
+    Only pinched vertices (two or more outgoing border half-edges) are split.
     Returns the vertices, the faces and the border mask of their half-edges (see
     :func:`_half_edges`), which splitting does not change: it only separates vertices.
+    """
+    src, dst = _half_edges(faces)
+    border = _border_mask(src, dst)
+    pinched = np.bincount(src[border], minlength=len(vertices)) > 1
+    if not pinched.any():
+        return vertices, faces, border
+    vertices, faces = _split_fans(vertices, faces, pinched)
+    return vertices, faces, border
+
+
+def _separate_sheets(vertices: np.ndarray, faces: np.ndarray):
+    """Split the vertices of edges that more than two faces share (sheets that touch).
+
+    Poisson's surface extraction can let two sheets of a closed surface meet along an
+    edge (four faces on it). Each sheet's fan around the edge's ends gets its own
+    vertices, so every edge is shared by two faces again; the shape is unchanged.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    n = len(vertices)
+    a = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    b = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    crowded = counts[inverse] > 2
+    if not crowded.any():
+        return vertices, faces
+    ends = np.zeros(n, dtype=bool)
+    ends[a[crowded]] = True
+    ends[b[crowded]] = True
+    return _split_fans(vertices, faces, ends)
+
+
+def _split_fans(vertices: np.ndarray, faces: np.ndarray, selected: np.ndarray):
+    """Give each fan of faces around a ``selected`` vertex its own copy of that vertex.
+
+    Corners of one vertex stay together when their faces share an edge at it that no
+    other face has (one half-edge each way). The copies are appended and the
+    originals left unused (see :func:`_compact`).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     m, n = len(faces), len(vertices)
     src, dst = _half_edges(faces)
-    border = _border_mask(src, dst)
-    pinched = np.bincount(src[border], minlength=n) > 1
-    if not pinched.any():
-        return vertices, faces, border
-    # The twins (the same edge the other way round) of the half-edges at pinched vertices.
-    near = np.flatnonzero(pinched[src] | pinched[dst])
+    # The twins (the same edge the other way round) of the half-edges at selected vertices.
+    near = np.flatnonzero(selected[src] | selected[dst])
     key = src[near] * n + dst[near]
     order = np.argsort(key)
     sorted_key = key[order]
     twin_key = dst[near] * n + src[near]
     pos = np.clip(np.searchsorted(sorted_key, twin_key), 0, len(key) - 1)
-    has_twin = sorted_key[pos] == twin_key
+    twins = np.searchsorted(sorted_key, twin_key, side="right") - np.searchsorted(
+        sorted_key, twin_key
+    )
+    alike = np.searchsorted(sorted_key, key, side="right") - np.searchsorted(sorted_key, key)
+    has_twin = (twins == 1) & (alike == 1)
     # Corner id = face * 3 + position; half-edge e = k * m + f goes from corner (f, k)
     # to corner (f, k+1), and its twin (g, j) from (g, j) to (g, j+1): (f, k) and
     # (g, j+1) sit at one vertex, so do (f, k+1) and (g, j).
@@ -553,9 +591,9 @@ def _split_pinches(vertices: np.ndarray, faces: np.ndarray):
     a = np.r_[f * 3 + k, f * 3 + (k + 1) % 3]
     b = np.r_[g * 3 + (j + 1) % 3, g * 3 + j]
     corner_vertex = faces.reshape(-1)
-    at_pinch = pinched[corner_vertex[a]]
-    a, b = a[at_pinch], b[at_pinch]
-    corners = np.flatnonzero(pinched[corner_vertex])
+    at_selected = selected[corner_vertex[a]]
+    a, b = a[at_selected], b[at_selected]
+    corners = np.flatnonzero(selected[corner_vertex])
     local = np.full(3 * m, -1, dtype=np.int64)
     local[corners] = np.arange(len(corners))
     graph = coo_matrix((np.ones(len(a)), (local[a], local[b])), shape=(len(corners), len(corners)))
@@ -564,11 +602,7 @@ def _split_pinches(vertices: np.ndarray, faces: np.ndarray):
     source_vertex[labels] = corner_vertex[corners]
     new_faces = corner_vertex.astype(np.int64)  # a copy
     new_faces[corners] = n + labels
-    return (
-        np.concatenate([vertices, vertices[source_vertex]]),
-        new_faces.reshape(m, 3),
-        border,
-    )
+    return np.concatenate([vertices, vertices[source_vertex]]), new_faces.reshape(m, 3)
 
 
 def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None):

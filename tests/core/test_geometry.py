@@ -523,3 +523,33 @@ def test_closed_grid_of_a_speckled_mask_is_watertight_where_blocks_touch_at_corn
     # Splitting only separated vertices: the front keeps one vertex per pixel used.
     front = mesh.vertices[mesh.vertices[:, 2] < 2.01]
     assert len(np.unique(front.round(6), axis=0)) <= len(pc)
+
+
+def test_sheets_touching_along_an_edge_are_separated_into_a_closed_surface():
+    """Two closed tetrahedra sharing the edge 0-1: four faces on it, until its ends are split."""
+    from core.meshing import _separate_sheets, is_closed
+
+    v = np.array(
+        [[0, 0, 0], [1, 0, 0], [0.5, 1, 0], [0.5, 0.5, 1], [0.5, -1, 0], [0.5, -0.5, -1]], float
+    )
+    tetra = np.array([[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]])
+    other = np.array([[0, 1, 4], [0, 5, 1], [1, 5, 4], [0, 4, 5]])
+    faces = np.vstack([tetra, other])
+    assert edge_report(Mesh(v, faces, np.zeros_like(v)))["nonmanifold_edges"] == 1
+    vertices, split = _separate_sheets(v, faces)
+    assert is_closed(split) and is_watertight(Mesh(vertices, split, np.zeros_like(vertices)))
+    # the same triangles in space, two vertices more in use
+    np.testing.assert_array_equal(vertices[split], v[faces])
+    assert len(np.unique(split)) == len(v) + 2
+
+
+def test_a_poisson_fin_no_longer_costs_a_second_poisson_run():
+    """The sphere at --thickness 0.3 gives two sheets touching at depth 7: kept, not re-run."""
+    s = scene("sphere")
+    mesh, info = reconstruct_surface(
+        cloud("sphere"), s.depth, s.rgb, s.mask, s.intrinsics, thickness=0.3
+    )
+    assert info["poisson_depth"] == 7 and info["warnings"] == []
+    assert info["watertight"] and is_watertight(mesh)
+    scores = score(mesh, s)
+    assert scores["completeness"] >= 0.95 and scores["spill"] <= 0.05
