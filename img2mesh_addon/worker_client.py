@@ -349,6 +349,10 @@ class Job:
             return
         self.state = "cancelled"
         self.error, self.error_kind = "Reconstruction cancelled.", "Cancelled"
+        self._end()
+
+    def _end(self) -> None:
+        """Stop this job's worker at once (the next run starts a new one) and leave nothing behind."""
         if _worker is self.worker:
             discard_worker(graceful=False)
         else:
@@ -420,12 +424,7 @@ class Job:
         tail = list(self.worker.stderr_tail)[-15:]
         if tail:
             print("img2mesh: the worker's last output:\n  " + "\n  ".join(tail), file=sys.stderr)
-        if _worker is self.worker:
-            discard_worker(graceful=False)
-        else:
-            self.worker.stop(graceful=False)
-        self.cleanup()
-        _forget(self)
+        self._end()
 
 
 _job: Job | None = None
