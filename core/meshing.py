@@ -92,18 +92,26 @@ def reconstruct_surface(
         report(0.1, "Triangulating the depth grid")
         mesh = _grid_mesh(cloud, silhouette, intrinsics, closed, thickness)
         info["poisson_depth"] = None
+        info["poisson_scale"] = None
         info["points_used"] = len(cloud)
     else:
         level = poisson_depth if poisson_depth is not None else choose_poisson_depth(len(cloud))
+        back = None
+        if closed:
+            report(0.1, "Building the back surface")
+            back = _back_cloud(cloud, silhouette, intrinsics, thickness)
+        scale = poisson_scale(level)
         mesh, used = _poisson_mesh(
-            cloud, silhouette, intrinsics, closed, level, thickness, threads, report
+            cloud, back, silhouette, intrinsics, level, scale, threads, report
         )
-        if closed and not is_closed(mesh.faces) and level > 4:
-            # Sheets touching along an edge are separated already (_separate_sheets);
-            # anything else left open is rare, and one level coarser rarely repeats it.
-            level -= 1
+        if closed and not is_closed(mesh.faces) and scale < WIDE_SCALE:
+            # Sheets touching along an edge are separated already (_separate_sheets).
+            # What is left open is where the solid ran into the side of Poisson's
+            # bounding cube (seen with noisy depth, whose inside can reach far out);
+            # the same depth in a cube with a wide margin closes it, and runs faster.
+            scale = WIDE_SCALE
             mesh, used = _poisson_mesh(
-                cloud, silhouette, intrinsics, closed, level, thickness, threads, report
+                cloud, back, silhouette, intrinsics, level, scale, threads, report
             )
         if closed and not is_closed(mesh.faces):
             info["warnings"].append(
@@ -112,6 +120,7 @@ def reconstruct_surface(
             )
             mesh = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
         info["poisson_depth"] = level
+        info["poisson_scale"] = scale
         info["points_used"] = used
 
     if smooth > 0:
@@ -326,8 +335,24 @@ def choose_poisson_depth(n_front: int) -> int:
     return int(np.clip(math.ceil(math.log2(max(math.sqrt(max(n_front, 1)), 2))), 5, MAX_AUTO_DEPTH))
 
 
-def _poisson_mesh(cloud, silhouette, intrinsics, closed, level, thickness, threads, report):
+def poisson_scale(level: int) -> float:
+    """Poisson's bounding cube over the points' extent: a margin of about ten finest cells.
+
+    With Poisson's default 5% a coarse octree lets the solid touch the cube's side,
+    where the surface is cut open.
+    """
+    return max(1.1, 1.0 + 10.0 / 2**level)
+
+
+#: The cube for a second try when a closed solid came out cut open (see reconstruct_surface).
+WIDE_SCALE = 1.5
+
+
+def _poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report):
+    """Poisson on the front points (and ``back``, the closing samples, for a solid)."""
     import open3d as o3d
+
+    closed = back is not None
 
     points = cloud.points.astype(np.float64)
     if cloud.normals is not None:
@@ -337,8 +362,7 @@ def _poisson_mesh(cloud, silhouette, intrinsics, closed, level, thickness, threa
         grid[cloud.pixels[:, 0], cloud.pixels[:, 1]] = points
         normals = grid_normals(grid, cloud.valid)[cloud.pixels[:, 0], cloud.pixels[:, 1]]
     if closed:
-        report(0.1, "Building the back surface")
-        back, back_normals = _back_cloud(cloud, silhouette, intrinsics, thickness)
+        back, back_normals = back
         points = np.concatenate([points, back.astype(np.float64)])
         normals = np.concatenate([normals, back_normals.astype(np.float64)])
 
@@ -353,9 +377,6 @@ def _poisson_mesh(cloud, silhouette, intrinsics, closed, level, thickness, threa
 
     report(0.2, f"Poisson surface (depth {level})")
     n_threads = threads if threads else (os.cpu_count() or -1)
-    # A margin of about ten finest cells around the samples: with Poisson's default 5%
-    # a coarse octree lets the solid touch the cube's side, where the surface is cut open.
-    scale = max(1.1, 1.0 + 10.0 / 2**level)
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         surface, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
             pcd,

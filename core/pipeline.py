@@ -107,6 +107,9 @@ class Pipeline:
         self._remover = None
         self._cache_dir = cache_dir
         self._generators: dict[tuple, object] = {}
+        # The last point cloud and what it was made from: a re-mesh of the same photo
+        # with new mesh settings starts from it instead of back-projecting again.
+        self._last_cloud: tuple[bytes, object] | None = None
 
     # -- models -------------------------------------------------------------------------
     def depth_estimator(self, settings: Settings):
@@ -230,7 +233,12 @@ class Pipeline:
         def make_cloud():
             from .pointcloud import point_cloud
 
-            return point_cloud(
+            key = _cloud_key(depth, photo.rgb, mask, K, s)
+            reuse = self._last_cloud is not None and self._last_cloud[0] == key
+            info["cache"]["pointcloud"] = reuse
+            if reuse:
+                return self._last_cloud[1]
+            cloud = point_cloud(
                 depth,
                 photo.rgb,
                 mask,
@@ -238,6 +246,8 @@ class Pipeline:
                 outlier_neighbors=s.outlier_neighbors,
                 outlier_std=s.outlier_std,
             )
+            self._last_cloud = (key, cloud)
+            return cloud
 
         cloud = timed("pointcloud", make_cloud)
         info["points"] = int(len(cloud.points))
@@ -474,3 +484,16 @@ def reconstruct(image, settings: Settings | None = None, **kwargs) -> Result:
     if _default is None:
         _default = Pipeline()
     return _default.run(image, settings, **kwargs)
+
+
+def _cloud_key(depth, rgb, mask, intrinsics, settings: Settings) -> bytes:
+    """A digest of everything :func:`core.pointcloud.point_cloud` reads."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=20)
+    for array in (depth, rgb, mask):
+        a = np.ascontiguousarray(array)
+        digest.update(f"{a.dtype}{a.shape}".encode())
+        digest.update(a.data)
+    digest.update(repr((intrinsics, settings.outlier_neighbors, settings.outlier_std)).encode())
+    return digest.digest()

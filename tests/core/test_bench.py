@@ -32,8 +32,11 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     # the first run exported and verified the depth graph, so later runs used it
     assert "verified against PyTorch" in results["first_run"]["glpn"]["depth"]["backend_note"]
     assert ours["first"]["backend"] == "onnxruntime"
-    assert ours["second"]["cache"] == {"mask": False, "depth": False}
-    assert all(r["cache"] == {"mask": True, "depth": True} for r in ours["remesh"])
+    assert ours["second"]["cache"] == {"mask": False, "depth": False, "pointcloud": False}
+    # a re-mesh of the first photo in the same process starts from its point cloud
+    assert all(
+        r["cache"] == {"mask": True, "depth": True, "pointcloud": True} for r in ours["remesh"]
+    )
     assert timing["original 160x120"][0]["counts"]["triangles"] > 0
     sphere = results["geometry"]["sphere"]
     assert sphere["ours (default: closed solid)"]["scores"]["watertight"]

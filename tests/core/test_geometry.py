@@ -553,3 +553,52 @@ def test_a_poisson_fin_no_longer_costs_a_second_poisson_run():
     assert info["watertight"] and is_watertight(mesh)
     scores = score(mesh, s)
     assert scores["completeness"] >= 0.95 and scores["spill"] <= 0.05
+
+
+def test_a_solid_cut_open_by_poissons_cube_is_redone_in_a_wider_cube(monkeypatch):
+    """A cube no larger than the points cuts the solid open at its sides, every time:
+    the second try at the same depth in a cube with a wide margin gives a closed
+    Poisson solid (no grid fallback, no warning)."""
+    import core.meshing as meshing
+
+    tried = []
+    real = meshing._poisson_mesh
+
+    def spy(*args):
+        mesh, used = real(*args)
+        tried.append((args[5], meshing.is_closed(mesh.faces)))
+        return mesh, used
+
+    monkeypatch.setattr(meshing, "poisson_scale", lambda level: 1.0)
+    monkeypatch.setattr(meshing, "_poisson_mesh", spy)
+    s = scene("box")
+    mesh, info = reconstruct_surface(cloud("box"), s.depth, s.rgb, s.mask, s.intrinsics)
+    assert tried == [(1.0, False), (meshing.WIDE_SCALE, True)]
+    assert info["poisson_depth"] == 7 and info["poisson_scale"] == meshing.WIDE_SCALE
+    assert info["warnings"] == [] and info["watertight"] and is_watertight(mesh)
+    scores = score(mesh, s)
+    assert scores["completeness"] >= 0.95 and scores["spill"] <= 0.05
+
+
+def test_a_re_mesh_starts_from_the_last_point_cloud(tmp_path):
+    """Same photo and depth, new mesh settings: the point cloud is reused, and the mesh
+    is the one a fresh pipeline makes; other cleaning settings make a new cloud."""
+    from core.pipeline import Pipeline
+    from core.settings import Settings
+
+    s = scene("toy")
+    paths = save_scene(s, tmp_path / "toy")
+    settings = Settings(
+        depth_map=str(paths["depth_npy"]), focal_px=float(s.intrinsics.fx), cache=False
+    )
+    pipeline = Pipeline()
+    first = pipeline.run(paths["rgba"], settings.replace(mesh="grid"))
+    again = pipeline.run(paths["rgba"], settings.replace(mesh="grid", open=True))
+    fresh = Pipeline().run(paths["rgba"], settings.replace(mesh="grid", open=True))
+    assert first.info["cache"]["pointcloud"] is False
+    assert again.info["cache"]["pointcloud"] is True
+    np.testing.assert_array_equal(again.mesh.faces, fresh.mesh.faces)
+    np.testing.assert_array_equal(again.mesh.vertices, fresh.mesh.vertices)
+    np.testing.assert_array_equal(again.mesh.colors, fresh.mesh.colors)
+    other = pipeline.run(paths["rgba"], settings.replace(mesh="grid", outlier_std=1.0))
+    assert other.info["cache"]["pointcloud"] is False
