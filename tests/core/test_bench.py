@@ -33,9 +33,11 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     assert "verified against PyTorch" in results["first_run"]["glpn"]["depth"]["backend_note"]
     assert ours["first"]["backend"] == "onnxruntime"
     assert ours["second"]["cache"] == {"mask": False, "depth": False, "pointcloud": False}
-    # a re-mesh of the first photo in the same process starts from its point cloud
-    assert all(
-        r["cache"] == {"mask": True, "depth": True, "pointcloud": True} for r in ours["remesh"]
+    # re-meshes of the first photo after the second: one new point cloud, then reused
+    caches = [r["cache"] for r in ours["remesh"]]
+    assert caches[0] == {"mask": True, "depth": True, "pointcloud": False}
+    assert caches[1:] and all(
+        c == {"mask": True, "depth": True, "pointcloud": True} for c in caches[1:]
     )
     assert timing["original 160x120"][0]["counts"]["triangles"] > 0
     sphere = results["geometry"]["sphere"]
