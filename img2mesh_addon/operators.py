@@ -96,13 +96,7 @@ def settings_dict(options: dict[str, Any], prefs: Any) -> dict[str, Any]:
     rembg = (options.get("rembg_model") or prefs.rembg_model or "").strip()
     if rembg:
         settings["rembg_model"] = _path_or_name(rembg)
-    model = (options["depth_model"] or prefs.depth_model or "").strip()
-    if model:
-        local = bpy.path.abspath(model)
-        if os.path.isdir(local):
-            settings["model_dir"] = os.path.abspath(local)
-        else:
-            settings["depth_model"] = model
+    settings.update(_model_source(options["depth_model"] or prefs.depth_model, "depth_model"))
     if not options["auto_fov"]:
         settings["fov"] = math.degrees(options["fov"])
     if options["poisson_depth"]:
@@ -110,6 +104,17 @@ def settings_dict(options: dict[str, Any], prefs: Any) -> dict[str, Any]:
     if options["target_faces"]:
         settings["target_faces"] = int(options["target_faces"])
     return settings
+
+
+def _model_source(value: str | None, name_key: str) -> dict[str, str]:
+    """A model field as the worker's settings: a local folder (``model_dir``) or a hub name."""
+    model = (value or "").strip()
+    if not model:
+        return {}
+    local = bpy.path.abspath(model)
+    if os.path.isdir(local):
+        return {"model_dir": os.path.abspath(local)}
+    return {name_key: model}
 
 
 def _path_or_name(value: str) -> str:
@@ -183,13 +188,7 @@ def prompt_request(
     }
     if options["steps"]:
         prompt["steps"] = int(options["steps"])
-    model = (options["t2i_model"] or "").strip()
-    if model:
-        local = bpy.path.abspath(model)
-        if os.path.isdir(local):
-            prompt["model_dir"] = os.path.abspath(local)
-        else:
-            prompt["model"] = model
+    prompt.update(_model_source(options["t2i_model"], "model"))
     folder = picture_folder(prefs)
     _check_writable(folder)
     return Request(
