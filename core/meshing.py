@@ -43,14 +43,18 @@ def reconstruct_surface(
     smooth: int = 0,
     threads: int | None = None,
     progress: Progress | None = None,
+    solids: dict | None = None,
 ) -> tuple[Mesh, dict]:
     """Build the object's surface from ``cloud``; returns the mesh (camera frame) and facts about it.
 
     method "poisson": screened Poisson. ``closed=True`` gives a watertight solid: the
     visible surface plus a back surface pushed away from the camera along each pixel's
-    ray, as deep as an inflation of the silhouette (or ``thickness`` x the object's
-    width) and meeting the front at the silhouette, so the solid never leaves the
-    silhouette and Poisson has no unsupported region to balloon into.
+    ray, as deep as an inflation of the silhouette and meeting the front at the
+    silhouette, so the solid never leaves the silhouette and Poisson has no unsupported
+    region to balloon into. Another ``thickness`` (x the object's width) stretches that
+    solid along each ray (see :func:`closed_poisson`): one Poisson solve serves every
+    thickness. ``solids``, a dict the caller keeps per point cloud, holds the Poisson
+    surfaces (closed and open, per depth) for the next call with the same ``cloud``.
     ``closed=False`` keeps only the visible surface (Poisson on the front points,
     trimmed to where points support it and to the silhouette).
     method "grid": two triangles per 2x2 block of valid pixels, split at depth jumps;
@@ -58,8 +62,9 @@ def reconstruct_surface(
 
     ``depth``, ``rgb`` and ``mask`` are the maps ``cloud`` was made from (same size).
     Vertex colours come from the photo at the pixel each vertex projects to. The info
-    dict holds ``method``, ``closed``, ``poisson_depth``, ``points_used``, ``vertices``,
-    ``faces``, ``seconds`` and ``warnings`` (sentences for the user).
+    dict holds ``method``, ``closed``, ``poisson_depth``, ``poisson_scale``,
+    ``points_used``, ``vertices``, ``faces``, ``watertight``, ``seconds`` and ``warnings``
+    (sentences for the user); Poisson adds ``poisson_reused`` (taken from ``solids``).
     """
     _check_options(method, poisson_depth, thickness, target_faces, smooth)
     mask = np.asarray(mask).astype(bool)
@@ -96,29 +101,34 @@ def reconstruct_surface(
         info["points_used"] = len(cloud)
     else:
         level = poisson_depth if poisson_depth is not None else choose_poisson_depth(len(cloud))
-        back = None
         if closed:
-            report(0.1, "Building the back surface")
-            back = _back_cloud(cloud, silhouette, intrinsics, thickness)
-        scale = poisson_scale(level)
-        mesh, used = _poisson_mesh(
-            cloud, back, silhouette, intrinsics, level, scale, threads, report
-        )
-        if closed and not is_closed(mesh.faces) and scale < WIDE_SCALE:
-            # Sheets touching along an edge are separated already (_separate_sheets).
-            # What is left open is where the solid ran into the side of Poisson's
-            # bounding cube (seen with noisy depth, whose inside can reach far out);
-            # the same depth in a cube with a wide margin closes it, and runs faster.
-            scale = WIDE_SCALE
-            mesh, used = _poisson_mesh(
-                cloud, back, silhouette, intrinsics, level, scale, threads, report
+            solid, scale, used, reused = closed_poisson(
+                cloud, silhouette, intrinsics, level, threads, report, solids
             )
-        if closed and not is_closed(mesh.faces):
-            info["warnings"].append(
-                "Poisson gave no closed surface for these points, so the solid was built "
-                "from the depth grid instead."
-            )
-            mesh = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
+            info["poisson_reused"] = reused
+            if solid is None:
+                info["warnings"].append(
+                    "Poisson gave no closed surface for these points, so the solid was built "
+                    "from the depth grid instead."
+                )
+                mesh = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
+            elif thickness is None:
+                mesh = solid
+            else:
+                report(0.75, "Setting the thickness")
+                mesh = _stretched(solid, cloud, silhouette, intrinsics, thickness)
+        else:
+            scale = poisson_scale(level)
+            known = solids.get(("open", level)) if solids is not None else None
+            info["poisson_reused"] = known is not None
+            if known is not None:
+                mesh, used = known
+            else:
+                mesh, used = _poisson_mesh(
+                    cloud, None, silhouette, intrinsics, level, scale, threads, report
+                )
+                if solids is not None:
+                    solids[("open", level)] = (_frozen(mesh), used)
         info["poisson_depth"] = level
         info["poisson_scale"] = scale
         info["points_used"] = used
@@ -139,7 +149,8 @@ def reconstruct_surface(
     report(0.95, "Colouring")
     vertices = _keep_inside(mesh.vertices, silhouette, intrinsics)
     colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
-    mesh = Mesh(vertices, mesh.faces, colors, _vertex_normals(vertices, mesh.faces))
+    faces = np.array(mesh.faces)  # a copy: the surface may be one kept in `solids`
+    mesh = Mesh(vertices, faces, colors, _vertex_normals(vertices, faces))
     info.update(
         vertices=mesh.n_vertices,
         faces=mesh.n_faces,
@@ -251,7 +262,7 @@ def _inflate(inside: np.ndarray) -> np.ndarray:
     return out
 
 
-def _back_cloud(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsics, thickness):
+def _back_cloud(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsics):
     """Samples closing the visible surface into a solid: the back surface and the rim wall.
 
     Each front point is pushed along its own ray by the thickness at its pixel (so it
@@ -261,7 +272,7 @@ def _back_cloud(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsic
     and without these samples Poisson bulges the unsupported gap out of the
     silhouette (8-11% of the area on the oracle scenes).
     """
-    t = thickness_map(silhouette, share=thickness)
+    t = thickness_map(silhouette)
     focal = math.sqrt(intrinsics.fx * intrinsics.fy)
     r, c = cloud.pixels[:, 0], cloud.pixels[:, 1]
     # z grows by t pixels' worth of lateral size at that depth (t z / f), so the point
@@ -346,6 +357,75 @@ def poisson_scale(level: int) -> float:
 
 #: The cube for a second try when a closed solid came out cut open (see reconstruct_surface).
 WIDE_SCALE = 1.5
+
+
+def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=None, solids=None):
+    """The closed Poisson solid of ``cloud`` at the inflation's depth (:func:`thickness_map`).
+
+    Returns (mesh or None, cube scale, points used, taken from ``solids``). None: Poisson
+    gave no closed surface, even in the wide cube. ``solids`` (a dict kept per point
+    cloud) remembers the outcome per octree depth, so a re-mesh with another thickness,
+    smoothing or face count reuses it; the mesh in it is never modified.
+    """
+    if solids is not None and ("closed", level) in solids:
+        return (*solids[("closed", level)], True)
+    report = report or (lambda fraction, message: None)
+    report(0.1, "Building the back surface")
+    back = _back_cloud(cloud, silhouette, intrinsics)
+    scale = poisson_scale(level)
+    mesh, used = _poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report)
+    if not is_closed(mesh.faces) and scale < WIDE_SCALE:
+        # Sheets touching along an edge are separated already (_separate_sheets).
+        # What is left open is where the solid ran into the side of Poisson's
+        # bounding cube (seen with noisy depth, whose inside can reach far out);
+        # the same depth in a cube with a wide margin closes it, and runs faster.
+        scale = WIDE_SCALE
+        mesh, used = _poisson_mesh(
+            cloud, back, silhouette, intrinsics, level, scale, threads, report
+        )
+    outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)
+    if solids is not None:
+        solids[("closed", level)] = outcome
+    return (*outcome, False)
+
+
+def _frozen(mesh: Mesh) -> Mesh:
+    """``mesh`` with read-only arrays: kept for later calls, it must never change."""
+    for array in (mesh.vertices, mesh.faces, mesh.colors):
+        array.flags.writeable = False
+    return mesh
+
+
+def _stretched(solid: Mesh, cloud: PointCloud, silhouette, intrinsics: Intrinsics, thickness):
+    """``solid`` (made at the inflation's depth) with its back at ``thickness`` x the width.
+
+    Each vertex moves along its own ray, so it keeps its pixel (and the solid its
+    silhouette and topology). Its offset behind the front surface at that pixel, d, is
+    stretched by the ratio k of the two depths within the solid (0 <= d <= t, the
+    inflation's depth there): the front stays, the back lands k x as deep, the rim
+    between is stretched evenly, and what lies beyond t (Poisson's rounding of the
+    back) moves with the back. On the oracle scenes this is as close to the intended
+    solid as solving Poisson again on a back at that depth, and closer for thin ones.
+    """
+    t = thickness_map(silhouette)
+    k = float(thickness_map(silhouette, share=thickness).max() / t.max())
+    vertices = solid.vertices
+    # The front depth at each pixel: the points' depth, else the nearest point's.
+    front = np.zeros(cloud.valid.shape, dtype=np.float64)
+    front[cloud.pixels[:, 0], cloud.pixels[:, 1]] = cloud.points[:, 2]
+    rows, cols = _nearest_inside(cloud.valid)
+    u, v = _project(vertices, intrinsics)
+    h, w = front.shape
+    r = np.clip(np.nan_to_num(np.rint(v)), 0, h - 1).astype(np.int64)
+    c = np.clip(np.nan_to_num(np.rint(u)), 0, w - 1).astype(np.int64)
+    r, c = rows[r, c], cols[r, c]
+    # A point scaled by (1 + d / f) along its ray lies d pixels' worth of width behind.
+    focal = math.sqrt(intrinsics.fx * intrinsics.fy)
+    ratio = vertices[:, 2] / front[r, c]
+    d = (ratio - 1.0) * focal
+    d = d + (k - 1.0) * np.clip(d, 0.0, t[r, c])
+    moved = vertices * ((1.0 + d / focal) / ratio)[:, None]
+    return Mesh(moved, solid.faces, solid.colors, None)
 
 
 def _poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from .settings import Settings
 
 #: Stages in order, as shown by progress bars and timed in reports.
 STAGES = ("load", "segment", "depth", "pointcloud", "mesh")
+#: How many recent point clouds (and their Poisson solids) a pipeline keeps for re-meshing.
+KEEP_CLOUDS = 4
 STAGE_LABELS = {
     "load": "Loading image",
     "segment": "Removing background",
@@ -107,9 +110,10 @@ class Pipeline:
         self._remover = None
         self._cache_dir = cache_dir
         self._generators: dict[tuple, object] = {}
-        # The last point cloud and what it was made from: a re-mesh of the same photo
-        # with new mesh settings starts from it instead of back-projecting again.
-        self._last_cloud: tuple[bytes, object] | None = None
+        # The last few point clouds, by a digest of what they were made from, each with
+        # the closed Poisson solids solved from it: a re-mesh of a recent photo with
+        # new mesh settings starts from them instead of back-projecting and solving again.
+        self._clouds: OrderedDict[bytes, tuple[object, dict]] = OrderedDict()
 
     # -- models -------------------------------------------------------------------------
     def depth_estimator(self, settings: Settings):
@@ -234,10 +238,10 @@ class Pipeline:
             from .pointcloud import point_cloud
 
             key = _cloud_key(depth, photo.rgb, mask, K, s)
-            reuse = self._last_cloud is not None and self._last_cloud[0] == key
-            info["cache"]["pointcloud"] = reuse
-            if reuse:
-                return self._last_cloud[1]
+            info["cache"]["pointcloud"] = key in self._clouds
+            if key in self._clouds:
+                self._clouds.move_to_end(key)
+                return self._clouds[key]
             cloud = point_cloud(
                 depth,
                 photo.rgb,
@@ -246,10 +250,12 @@ class Pipeline:
                 outlier_neighbors=s.outlier_neighbors,
                 outlier_std=s.outlier_std,
             )
-            self._last_cloud = (key, cloud)
-            return cloud
+            self._clouds[key] = (cloud, {})
+            while len(self._clouds) > KEEP_CLOUDS:
+                self._clouds.popitem(last=False)
+            return self._clouds[key]
 
-        cloud = timed("pointcloud", make_cloud)
+        cloud, solids = timed("pointcloud", make_cloud)
         info["points"] = int(len(cloud.points))
 
         def make_mesh():
@@ -271,11 +277,13 @@ class Pipeline:
                 target_faces=s.target_faces,
                 smooth=s.smooth,
                 progress=mesh_progress,
+                solids=solids,
             )
             return mesh_cam, mesh_info
 
         mesh_cam, mesh_info = timed("mesh", make_mesh)
         warnings.extend(mesh_info.pop("warnings", []) or [])
+        info["cache"]["surface"] = bool(mesh_info.pop("poisson_reused", False))
         info.update({f"mesh_{k}": v for k, v in mesh_info.items()})
         mesh, camera = to_output_frame(mesh_cam, K, source)
         return Result(mesh, camera, photo, mask, depth, metric, s, timings, warnings, info)

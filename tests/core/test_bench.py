@@ -32,13 +32,22 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     # the first run exported and verified the depth graph, so later runs used it
     assert "verified against PyTorch" in results["first_run"]["glpn"]["depth"]["backend_note"]
     assert ours["first"]["backend"] == "onnxruntime"
-    assert ours["second"]["cache"] == {"mask": False, "depth": False, "pointcloud": False}
-    # re-meshes of the first photo after the second: one new point cloud, then reused
+    fresh = {"mask": False, "depth": False, "pointcloud": False, "surface": False}
+    assert ours["second"]["cache"] == fresh
+    # re-meshes of the first photo after the second: its point cloud is still kept, and a
+    # new thickness stretches its closed solid instead of solving Poisson again
     caches = [r["cache"] for r in ours["remesh"]]
-    assert caches[0] == {"mask": True, "depth": True, "pointcloud": False}
-    assert caches[1:] and all(
-        c == {"mask": True, "depth": True, "pointcloud": True} for c in caches[1:]
-    )
+    assert [r["change"] for r in ours["remesh"]] == [
+        {"thickness": 0.3},
+        {"open": True},
+        {"mesh": "grid"},
+    ]
+    kept = {"mask": True, "depth": True, "pointcloud": True}
+    assert caches == [
+        {**kept, "surface": True},
+        {**kept, "surface": False},
+        {**kept, "surface": False},
+    ]
     assert timing["original 160x120"][0]["counts"]["triangles"] > 0
     sphere = results["geometry"]["sphere"]
     assert sphere["ours (default: closed solid)"]["scores"]["watertight"]

@@ -232,7 +232,7 @@ def test_default_pipeline_with_tiny_models_and_the_cache(tmp_path, tiny_glpn, ti
     a = json.loads((tmp_path / "a.json").read_text())
     assert a["depth"]["source"] == "model" and a["depth"]["metric"] is True
     assert a["depth"]["output"] == "metric" and a["depth"]["device"] == "cpu"
-    assert a["cache"] == {"mask": False, "depth": False, "pointcloud": False}
+    assert a["cache"] == {"mask": False, "depth": False, "pointcloud": False, "surface": False}
     assert a["mask_source"] == "rembg tiny_seg.onnx"
     open3d_mesh(tmp_path / "a.ply")
     # same photo, other mesh settings: no network run, no segmentation run
@@ -241,7 +241,8 @@ def test_default_pipeline_with_tiny_models_and_the_cache(tmp_path, tiny_glpn, ti
     )
     assert out.returncode == 0, out.stderr
     b = json.loads((tmp_path / "b.json").read_text())
-    assert b["cache"] == {"mask": True, "depth": True, "pointcloud": False}  # new process
+    # a new process: no point cloud or solid kept from the first run
+    assert b["cache"] == {"mask": True, "depth": True, "pointcloud": False, "surface": False}
     assert b["timings_s"]["depth"] < a["timings_s"]["depth"]
 
 

@@ -602,3 +602,115 @@ def test_a_re_mesh_starts_from_the_last_point_cloud(tmp_path):
     np.testing.assert_array_equal(again.mesh.colors, fresh.mesh.colors)
     other = pipeline.run(paths["rgba"], settings.replace(mesh="grid", outlier_std=1.0))
     assert other.info["cache"]["pointcloud"] is False
+
+
+def test_a_new_thickness_stretches_the_solved_solid_along_its_rays():
+    """One Poisson solve serves every thickness: a new one moves each vertex along its own
+    ray (same faces, same pixels), the back lands at the new depth, and the mesh is the
+    one a fresh call with that thickness makes."""
+    s = scene("sphere")
+    args = (cloud("sphere"), s.depth, s.rgb, s.mask, s.intrinsics)
+    solids: dict = {}
+    base, base_info = reconstruct_surface(*args, solids=solids)
+    thick, info = reconstruct_surface(*args, thickness=0.6, solids=solids)
+    assert base_info["poisson_reused"] is False and info["poisson_reused"] is True
+    assert info["warnings"] == [] and info["watertight"] and is_watertight(thick)
+    np.testing.assert_array_equal(thick.faces, base.faces)
+    k = s.intrinsics
+
+    def pixels(m: Mesh) -> np.ndarray:
+        v = m.vertices.astype(np.float64)
+        return np.stack([k.fx * v[:, 0] / v[:, 2] + k.cx, k.fy * v[:, 1] / v[:, 2] + k.cy], 1)
+
+    np.testing.assert_allclose(pixels(thick), pixels(base), atol=1e-2)
+    # the deepest point: behind the nearest one by 0.6 x the silhouette's width (in
+    # pixels, each as wide as a pixel at that depth)
+    front = s.depth[s.mask].min()
+    cols = np.flatnonzero(s.mask.any(axis=0))
+    width = (cols[-1] - cols[0] + 1) * front / k.fx
+    assert thick.vertices[:, 2].max() - front == pytest.approx(0.6 * width, rel=0.05)
+    # the inflation makes a disc three quarters as deep as wide
+    assert base.vertices[:, 2].max() - front == pytest.approx(0.75 * width, rel=0.05)
+    scores = score(thick, s)
+    assert scores["completeness"] >= 0.95 and scores["spill"] <= 0.05
+    assert scores["color_error"] < 0.01
+
+    fresh, fresh_info = reconstruct_surface(*args, thickness=0.6)
+    assert fresh_info["poisson_reused"] is False
+    assert_same_surface(fresh, thick)
+
+
+def assert_same_surface(a: Mesh, b: Mesh) -> None:
+    """The same coloured vertices and (nearly) the same oriented triangles, whatever their
+    order: Open3D's Poisson numbers its output differently from run to run, and splits
+    about 1% of its polygons into triangles the other way."""
+    from scipy.spatial import cKDTree
+
+    assert a.vertices.shape == b.vertices.shape and a.faces.shape == b.faces.shape
+    dist, match = cKDTree(b.vertices).query(a.vertices, k=1)
+    assert dist.max() < 1e-5
+    np.testing.assert_allclose(a.colors, b.colors[match], atol=1e-6)
+    # vertices at one spot (a solid's sheets split apart) count as one
+    _, spot = np.unique(b.vertices, axis=0, return_inverse=True)
+    assert len(np.unique(spot[match])) == len(np.unique(spot))
+
+    def triangles(faces: np.ndarray) -> set:
+        # each triangle from its smallest index, keeping its winding
+        f = np.take_along_axis(faces, (np.argmin(faces, 1)[:, None] + np.arange(3)) % 3, 1)
+        return set(map(tuple, f.tolist()))
+
+    shared = triangles(spot[match[a.faces]]) & triangles(spot[b.faces])
+    assert len(shared) >= 0.97 * len(a.faces)
+
+
+def test_a_re_mesh_of_a_recent_photo_reuses_its_cloud_and_solid(tmp_path, monkeypatch):
+    """Photo A, photo B, then A again with a new thickness: A's point cloud and Poisson
+    solid are still kept, and the mesh is the one a fresh pipeline makes. Past the
+    pipeline's limit the oldest cloud is dropped."""
+    import core.pipeline
+    from core.pipeline import Pipeline
+    from core.settings import Settings
+
+    paths = {}
+    for name in ("toy", "box"):
+        s = scene(name)
+        paths[name] = save_scene(s, tmp_path / name)
+    settings = Settings(
+        depth_map=str(paths["toy"]["depth_npy"]),
+        focal_px=float(scene("toy").intrinsics.fx),
+        cache=False,
+    )
+    other = settings.replace(depth_map=str(paths["box"]["depth_npy"]))
+    pipeline = Pipeline()
+    first = pipeline.run(paths["toy"]["rgba"], settings)
+    pipeline.run(paths["box"]["rgba"], other)
+    again = pipeline.run(paths["toy"]["rgba"], settings.replace(thickness=0.5))
+    assert first.info["cache"] == {"pointcloud": False, "surface": False}
+    assert again.info["cache"] == {"pointcloud": True, "surface": True}
+    assert again.info["mesh_watertight"] and again.warnings == []
+    fresh = Pipeline().run(paths["toy"]["rgba"], settings.replace(thickness=0.5))
+    assert fresh.info["cache"] == {"pointcloud": False, "surface": False}
+    assert_same_surface(again.mesh, fresh.mesh)
+
+    monkeypatch.setattr(core.pipeline, "KEEP_CLOUDS", 1)
+    grid = Pipeline()
+    grid.run(paths["toy"]["rgba"], settings.replace(mesh="grid"))
+    grid.run(paths["box"]["rgba"], other.replace(mesh="grid"))
+    back = grid.run(paths["toy"]["rgba"], settings.replace(mesh="grid", open=True))
+    assert back.info["cache"]["pointcloud"] is False
+
+
+def test_an_open_surface_is_kept_for_the_next_smoothing():
+    """Trimmed (open) Poisson is kept per depth too: smoothing it again starts from the
+    kept surface, which stays as it was."""
+    s = scene("sphere")
+    args = (cloud("sphere"), s.depth, s.rgb, s.mask, s.intrinsics)
+    solids: dict = {}
+    plain, plain_info = reconstruct_surface(*args, closed=False, solids=solids)
+    kept = solids[("open", plain_info["poisson_depth"])][0].vertices.copy()
+    smooth, info = reconstruct_surface(*args, closed=False, smooth=5, solids=solids)
+    assert plain_info["poisson_reused"] is False and info["poisson_reused"] is True
+    assert smooth.n_faces == plain.n_faces and not np.allclose(smooth.vertices, plain.vertices)
+    np.testing.assert_array_equal(solids[("open", plain_info["poisson_depth"])][0].vertices, kept)
+    again, _ = reconstruct_surface(*args, closed=False, solids=solids)
+    np.testing.assert_array_equal(again.vertices, plain.vertices)
