@@ -49,6 +49,8 @@ class IMG2MESH_PT_main(bpy.types.Panel):
         if settings.mesh == "POISSON":
             col.prop(settings, "poisson_depth")
         col.prop(settings, "trim", text="Trim")
+        if not settings.trim:
+            col.prop(settings, "thickness")
         col.prop(settings, "target_faces")
         col.prop(settings, "smooth")
         col.prop(settings, "max_size")

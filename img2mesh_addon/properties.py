@@ -118,6 +118,18 @@ class ReconstructOptions:
         description="Keep only the surface the photo shows (open) instead of a closed solid",
         default=False,
     )
+    thickness: FloatProperty(  # type: ignore[valid-type]
+        name="Thickness",
+        description="How deep the closed solid reaches behind the surface the photo shows, as a "
+        "share of the object's width. 0: from the outline, as a round object would be. "
+        "Changing only this reuses the last solve, so it takes a fraction of a second",
+        default=0.0,
+        min=0.0,
+        max=10.0,
+        soft_max=2.0,
+        step=5,
+        precision=2,
+    )
     target_faces: IntProperty(  # type: ignore[valid-type]
         name="Target Faces",
         description="Simplify the mesh to about this many faces. 0: no simplification",

@@ -132,6 +132,27 @@ def test_second_reconstruction_skips_the_model_load(addon, photo, tiny_models):
     assert len(bpy.data.objects["toy.001"].data.polygons) == second.done["faces"]
 
 
+def test_thickness_deepens_the_solid_and_reuses_the_last_solve(addon, photo):
+    """Thickness: the closed solid reaches that share of the object's width behind it;
+    changing only it in a warm worker stretches the last Poisson solid (no new solve)."""
+    options = {**WEIGHT_FREE, "mesh": "POISSON", "filepath": str(photo[0])}
+    assert reconstruct(**options) == {"FINISHED"}
+    first = worker_module().last_job
+    assert reconstruct(thickness=2.0, **options) == {"FINISHED"}
+    second = worker_module().last_job
+    assert first.worker is second.worker
+    assert first.done["report"]["settings"]["thickness"] is None  # 0: from the outline
+    assert second.done["report"]["settings"]["thickness"] == 2.0
+    assert first.done["report"]["cache"]["surface"] is False
+    assert second.done["report"]["cache"]["surface"] is True
+    a, b = bpy.data.objects["toy"].data, bpy.data.objects["toy.001"].data
+    assert len(a.polygons) == len(b.polygons) and not b.validate()
+    # the camera looks along +Y: the solid's depth is its Y extent, about twice its width
+    width, depth = np.ptp(positions(b)[:, 0]), np.ptp(positions(b)[:, 1])
+    assert depth == pytest.approx(2.0 * width, rel=0.25)
+    assert np.ptp(positions(a)[:, 1]) < 0.6 * depth
+
+
 def test_offline_missing_model_says_why(addon, photo):
     before = datablocks()
     with pytest.raises(RuntimeError) as error:
@@ -417,7 +438,8 @@ def test_the_panel_and_preferences_draw_what_exists(addon, photo):
 
     idle = draw(panel.IMG2MESH_PT_main)
     assert ("operator", "img2mesh.reconstruct") in idle
-    assert {("prop", n) for n in ("filepath", "segment", "depth", "mesh", "trim")} <= set(idle)
+    shown = ("filepath", "segment", "depth", "mesh", "trim", "thickness")
+    assert {("prop", n) for n in shown} <= set(idle)
 
     reconstruct(background=True, filepath=str(photo[0]), **WEIGHT_FREE)
     running = draw(panel.IMG2MESH_PT_main)
