@@ -866,23 +866,28 @@ def warm_rows(results: dict, tag: str) -> list[str]:
         "",
         "After the first photo, the same `Pipeline` (models loaded, as in the add-on's worker) "
         "runs a second photo, then the first photo again with other mesh settings: its mask "
-        "and depth come from the cache, so only the point cloud and the mesh are made.",
+        "and depth come from the cache, and the pipeline still holds its point cloud and "
+        "Poisson surfaces (it keeps the last four photos'). A new thickness stretches the "
+        "closed solid solved in the first run along the camera's rays (no Poisson run); "
+        "`--open` solves the open surface; `--mesh grid` triangulates the depth grid.",
         "",
-        "| run | wall s | stages (s) | triangles | warnings |",
-        "|---|---|---|---|---|",
+        "| run | wall s | stages (s) | reused | triangles | warnings |",
+        "|---|---|---|---|---|---|",
     ]
 
     def stages(path):
         keys = ("load", "segment", "depth", "pointcloud", "mesh", "write")
         return ", ".join(f"{k} {fmt(pick(u, f'{path}.stages.{k}'))}" for k in keys)
 
+    def at(run, path):
+        for part in path.split("."):
+            run = run[int(part)] if isinstance(run, list) else run.get(part, {})
+        return run
+
     def warnings(path):
         found = set()
         for run in u:
-            value = run
-            for part in path.split("."):
-                value = value[int(part)] if isinstance(value, list) else value.get(part, {})
-            found.update(value.get("warnings") or [])
+            found.update(at(run, path).get("warnings") or [])
         return " ".join(sorted(found)) or "—"
 
     runs = [("first photo (after start-up)", "first"), ("second photo", "second")]
@@ -890,9 +895,14 @@ def warm_rows(results: dict, tag: str) -> list[str]:
         runs.append(
             (f"re-mesh `{' '.join(_flag(k, val) for k, val in change.items())}`", f"remesh.{i}")
         )
+    def reused(path):
+        names = {"pointcloud": "point cloud", "surface": "Poisson surface"}
+        hits = [names.get(k, k) for k, v in (at(u[0], path).get("cache") or {}).items() if v]
+        return ", ".join(hits) or "—"
+
     for label, path in runs:
         lines.append(
-            f"| {label} | {fmt(pick(u, f'{path}.wall'))} | {stages(path)} | "
+            f"| {label} | {fmt(pick(u, f'{path}.wall'))} | {stages(path)} | {reused(path)} | "
             f"{pick(u, f'{path}.counts.triangles') or 0:,.0f} | {warnings(path)} |"
         )
     worker = results.get("worker")
