@@ -19,7 +19,7 @@ from .settings import Settings
 
 #: Stages in order, as shown by progress bars and timed in reports.
 STAGES = ("load", "segment", "depth", "pointcloud", "mesh")
-#: How many recent point clouds (and their Poisson solids) a pipeline keeps for re-meshing.
+#: How many recent point clouds (and their Poisson surfaces) a pipeline keeps for re-meshing.
 KEEP_CLOUDS = 4
 STAGE_LABELS = {
     "load": "Loading image",
@@ -111,7 +111,7 @@ class Pipeline:
         self._cache_dir = cache_dir
         self._generators: dict[tuple, object] = {}
         # The last few point clouds, by a digest of what they were made from, each with
-        # the closed Poisson solids solved from it: a re-mesh of a recent photo with
+        # the Poisson surfaces solved from it: a re-mesh of a recent photo with
         # new mesh settings starts from them instead of back-projecting and solving again.
         self._clouds: OrderedDict[bytes, tuple[object, dict]] = OrderedDict()
 
