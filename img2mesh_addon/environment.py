@@ -16,8 +16,10 @@ from pathlib import Path
 
 import bpy
 
-#: Python versions the core supports (pyproject.toml: requires-python).
-PYTHON_MIN, PYTHON_MAX = (3, 10), (3, 12)
+#: Python versions the core supports. The one place they are written is pyproject.toml's
+#: ``requires-python`` (the wheel's ``Requires-Python``); tests/blender/test_environment.py fails
+#: when these drift from it, and ``python_range()`` reads the real bound where it can.
+PYTHON_MIN, PYTHON_MAX = (3, 10), (3, 13)
 #: Environment variable naming the core's Python (tests, CI, the headless script).
 PYTHON_ENV_VAR = "IMG2MESH_PYTHON"
 #: Folder (inside the add-on) holding the core's wheel in a built extension.
@@ -195,13 +197,9 @@ def _check(python: str) -> Status:
         reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
         return Status(False, f"The Python at {python} cannot be used ({reason}).", python)
     version = tuple(int(x) for x in found["python"].split("."))[:2]
-    if not (PYTHON_MIN <= version <= PYTHON_MAX):
-        return Status(
-            False,
-            f"Python {found['python']} at {python} cannot run img2mesh, which needs Python "
-            f"{PYTHON_MIN[0]}.{PYTHON_MIN[1]} to {PYTHON_MAX[0]}.{PYTHON_MAX[1]}.",
-            python,
-        )
+    problem = version_problem(version, found["python"], python)
+    if problem:
+        return Status(False, problem, python)
     if not found["img2mesh"]:
         return Status(False, f"img2mesh is not installed in {python}: press Set up.", python)
     missing = list(found["missing"])
@@ -232,32 +230,104 @@ def _check(python: str) -> Status:
     return Status(True, line, python, text_prompts=text)
 
 
+def python_range() -> tuple[tuple[int, int], tuple[int, int]]:
+    """(oldest, newest) Python the core supports, from what Set up installs (its metadata)."""
+    source = core_source()
+    text = None
+    try:
+        if source and source.endswith(".whl"):
+            import zipfile
+
+            with zipfile.ZipFile(source) as wheel:
+                name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+                for line in wheel.read(name).decode("utf-8", "replace").splitlines():
+                    if line.startswith("Requires-Python:"):
+                        text = line.split(":", 1)[1]
+                        break
+        elif source:
+            for line in (Path(source) / "pyproject.toml").read_text("utf-8").splitlines():
+                if line.strip().startswith("requires-python"):
+                    text = line.split("=", 1)[1].split("#", 1)[0].strip().strip("\"'")
+                    break
+    except (OSError, StopIteration, ValueError, KeyError):
+        text = None
+    return parse_requires_python(text) if text else (PYTHON_MIN, PYTHON_MAX)
+
+
+def parse_requires_python(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """ ">=3.10,<3.14" -> ((3, 10), (3, 13)); unknown parts keep the built-in bound."""
+    low, high = PYTHON_MIN, PYTHON_MAX
+    for part in text.split(","):
+        part = part.strip()
+        for op in (">=", "<=", "<", ">"):
+            if part.startswith(op):
+                try:
+                    major, minor = (int(x) for x in part[len(op) :].strip().split(".")[:2])
+                except ValueError:
+                    break
+                if op == ">=":
+                    low = (major, minor)
+                elif op == ">":
+                    low = (major, minor + 1)
+                elif op == "<=":
+                    high = (major, minor)
+                else:
+                    high = (major, minor - 1)
+                break
+    return low, high
+
+
+def python_span() -> str:
+    """ "3.10 to 3.13": the supported versions, as the preferences and messages say them."""
+    low, high = python_range()
+    return f"{low[0]}.{low[1]} to {high[0]}.{high[1]}"
+
+
+def version_problem(version: tuple[int, ...], shown: str, where: str) -> str | None:
+    """One sentence saying why this Python version cannot run the core, or None."""
+    low, high = python_range()
+    span = f"Python {python_span()}"
+    if tuple(version[:2]) < low:
+        return f"Python {shown} at {where} is too old for img2mesh, which needs {span}."
+    if tuple(version[:2]) > high:
+        return f"Python {shown} at {where} is too new for img2mesh, which needs {span}."
+    return None
+
+
 # -------------------------------------------------------------------------------- set up
+
+
+def blender_python_problem() -> str | None:
+    """Why Blender's own Python cannot make the core's environment (None: it can)."""
+    exe = sys.executable
+    if not exe or not os.path.isfile(exe) or "python" not in os.path.basename(exe).lower():
+        return "Blender does not say where its Python is"  # e.g. the blender binary itself
+    shown = "{}.{}.{}".format(*sys.version_info[:3])
+    problem = version_problem(sys.version_info[:2], shown, exe)
+    if problem:
+        return f"Blender's own {problem.rstrip('.')}"
+    for module in ("venv", "ensurepip"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"Blender's Python has no {module} module (some Linux packages remove it)"
+    return None
 
 
 def blender_python() -> str | None:
     """Blender's own Python, if it can make a virtual environment for the core."""
-    exe = sys.executable
-    if not exe or not os.path.isfile(exe) or "python" not in os.path.basename(exe).lower():
-        return None  # e.g. the blender binary itself in some builds
-    if not (PYTHON_MIN <= sys.version_info[:2] <= PYTHON_MAX):
-        return None
-    try:
-        import ensurepip  # noqa: F401
-        import venv  # noqa: F401
-    except ImportError:
-        return None
-    return exe
+    return None if blender_python_problem() else sys.executable
 
 
 def system_python() -> str | None:
-    """A python3.12 / 3.11 / 3.10 on the PATH (the Windows launcher too)."""
-    for minor in range(PYTHON_MAX[1], PYTHON_MIN[1] - 1, -1):
+    """The newest supported python3.X on the PATH (the Windows launcher too)."""
+    low, high = python_range()
+    for minor in range(high[1], low[1] - 1, -1):
         found = shutil.which(f"python3.{minor}")
-        if found:
+        if found and _can_make_venv(found):  # e.g. a pyenv shim of a version not selected
             return found
     if sys.platform == "win32" and shutil.which("py"):
-        for minor in range(PYTHON_MAX[1], PYTHON_MIN[1] - 1, -1):
+        for minor in range(high[1], low[1] - 1, -1):
             try:
                 out = subprocess.run(
                     ["py", f"-3.{minor}", "-c", "import sys; print(sys.executable)"],
@@ -272,20 +342,57 @@ def system_python() -> str | None:
     return None
 
 
+def _can_make_venv(python: str) -> bool:
+    try:
+        run = subprocess.run(
+            [python, "-I", "-c", "import venv, ensurepip"], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return run.returncode == 0
+
+
 def base_python(user_choice: str = "") -> str:
     """The Python that Set up builds the environment from; raises SetupError if there is none."""
+    return setup_base(user_choice)[0]
+
+
+def setup_base(user_choice: str = "") -> tuple[str, str]:
+    """(Python that Set up builds from, a sentence for the preferences saying which and why).
+
+    Blender's own Python first, on every Blender from 4.2 to 5.3; a system Python only when
+    Blender's cannot make a virtual environment (the sentence says why). SetupError if none.
+    """
     if user_choice.strip():
         path = python_in(user_choice.strip())
         if not os.path.isfile(path):
             raise SetupError(f"The Python chosen for Set up ({path}) does not exist.")
-        return path
-    found = blender_python() or system_python()
+        return path, f"Set up builds from the Python chosen below ({path})."
+    problem = blender_python_problem()
+    if problem is None:
+        shown = "{}.{}".format(*sys.version_info[:2])
+        return sys.executable, f"Set up builds from Blender's own Python {shown}."
+    found = system_python()
     if not found:
         raise SetupError(
-            "No suitable Python (3.10 to 3.12) was found: install one, or choose it under "
-            "'Python for Set up' in the add-on's preferences."
+            f"{problem}, and no other Python {python_span()} was "
+            "found: install one, or choose it under 'Python for Set up' in the add-on's "
+            "preferences."
         )
-    return found
+    return found, f"Set up builds from {found} ({problem})."
+
+
+_base_lines: dict[str, str] = {}
+
+
+def setup_base_line(user_choice: str = "") -> str:
+    """setup_base's sentence (or its error), worked out once per choice: draw() calls this."""
+    if user_choice not in _base_lines:
+        try:
+            _base_lines[user_choice] = setup_base(user_choice)[1]
+        except SetupError as exc:
+            _base_lines[user_choice] = str(exc)
+    return _base_lines[user_choice]
 
 
 class SetupError(Exception):

@@ -433,7 +433,8 @@ def _new_material(attribute_name: str, created) -> bpy.types.Material:
     """Principled BSDF whose Base Color reads the colour attribute (Material Preview, renders)."""
     material = bpy.data.materials.new(MATERIAL_NAME)
     created.append(material)
-    material.use_nodes = True
+    if material.node_tree is None:  # Blender 4.x; 5.x makes every material with nodes and
+        material.use_nodes = True  # deprecates use_nodes (removed in 6.0)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = next((node for node in nodes if node.type == "BSDF_PRINCIPLED"), None)
     if bsdf is None:

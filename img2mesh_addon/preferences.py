@@ -40,8 +40,8 @@ class IMG2MESH_AddonPreferences(bpy.types.AddonPreferences):
     )
     setup_python: StringProperty(  # type: ignore[valid-type]
         name="Python for Set up",
-        description="The Python (3.10 to 3.12) that Set up builds the environment from. Empty: "
-        "Blender's own if it can, else one found on the system",
+        description=f"The Python ({environment.python_span()}) that Set up builds the "
+        "environment from. Empty: Blender's own if it can, else one found on the system",
         subtype="FILE_PATH",
     )
     pip_args: StringProperty(  # type: ignore[valid-type]
@@ -138,6 +138,8 @@ class IMG2MESH_AddonPreferences(bpy.types.AddonPreferences):
         sub.prop(self, "setup_python")
         sub.prop(self, "pip_args")
         sub.label(text=f"Set up makes its environment in {environment.setup_dir()}")
+        if not environment.venv_python(environment.setup_dir()).is_file():
+            draw_text(sub, environment.setup_base_line(self.setup_python), context)
 
         box = layout.box()
         box.label(text="Reconstruction", icon="MESH_MONKEY")

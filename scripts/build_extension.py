@@ -61,9 +61,10 @@ def build_wheel() -> tuple[str, bytes]:
         f"Summary: {project.get('description', '')}",
         f"Requires-Python: {project['requires-python']}",
     ]
-    license_text = project.get("license", {}).get("text")
-    if license_text:
-        metadata.append(f"License: {license_text}")
+    license_field = project.get("license")  # an SPDX expression (PEP 639)
+    if isinstance(license_field, str):
+        metadata[0] = "Metadata-Version: 2.4"
+        metadata.append(f"License-Expression: {license_field}")
     metadata += [f"Requires-Dist: {dep}" for dep in project.get("dependencies", [])]
     for extra, deps in project.get("optional-dependencies", {}).items():
         metadata.append(f"Provides-Extra: {extra}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up img2mesh on Debian/Ubuntu: system packages, the core's environment (.venv) and,
-# with --tests, the Blender test environment (.venv-blender: bpy 4.5 + numpy 1.x) and Blender 3.4.
+# with --tests, the Blender test environments (.venv-blender: bpy 4.5 + numpy 1.x on Python 3.11;
+# .venv-bpy5: bpy 5.3 + numpy 2 on Python 3.13) and Blender 3.4.
 # Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ TESTS=0
 for arg in "$@"; do
   case "$arg" in
     --tests) TESTS=1 ;;
-    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -44,32 +45,53 @@ apt_install "${PKGS[@]}"
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($PY --version)"
   $PY -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   say "installing $TORCH_SPEC"
   if [ -n "${TORCH_INDEX:-}" ]; then
-    .venv/bin/pip install -q "$TORCH_SPEC" --index-url "$TORCH_INDEX"
+    .venv/bin/pip install -q "$TORCH_SPEC" --index-url "$TORCH_INDEX" 2>&1 | grep -v "is ignored" || true
   else
-    .venv/bin/pip install -q "$TORCH_SPEC"
+    .venv/bin/pip install -q "$TORCH_SPEC" 2>&1 | grep -v "is ignored" || true
   fi
 fi
 EXTRA=""
 [ $TESTS -eq 1 ] && EXTRA="[test]"
 say "installing img2mesh$EXTRA and its dependencies into .venv"
 .venv/bin/pip install -q -e ".$EXTRA" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import core, open3d, transformers, rembg, cv2" \
+.venv/bin/python -W ignore -c "import core, open3d, transformers, rembg, cv2" \
   || { say "the core's environment is incomplete (see the pip output above)"; exit 1; }
 
+BPY_PY=${BPY_PYTHON:-$(scripts/find_python.sh 3.11 || echo "$PY")}
 if [ $TESTS -eq 1 ] && ! .venv-blender/bin/python -c "import bpy" 2>/dev/null; then
-  BPY_PY=${BPY_PYTHON:-python3.11}
-  command -v "$BPY_PY" >/dev/null || BPY_PY=$PY
   say "creating .venv-blender (bpy 4.5 needs Python 3.11)"
   rm -rf .venv-blender
   "$BPY_PY" -m venv .venv-blender
-  .venv-blender/bin/python -m pip install -q --upgrade pip
+  .venv-blender/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
   .venv-blender/bin/pip install -q "bpy==4.5.*" "numpy<2" pytest 2>&1 | grep -v "is ignored" || true
   .venv-blender/bin/python -c "import bpy" || { say "bpy 4.5 could not be installed"; exit 1; }
+fi
+# Blender 4.2 (the oldest the extension declares) for a smoke track.
+if [ $TESTS -eq 1 ] && ! .venv-bpy42/bin/python -c "import bpy" 2>/dev/null; then
+  say "creating .venv-bpy42 (bpy 4.2, the oldest Blender the extension supports)"
+  rm -rf .venv-bpy42
+  "$BPY_PY" -m venv .venv-bpy42
+  .venv-bpy42/bin/pip install -q "bpy==4.2.*" "numpy<2" pytest 2>&1 | grep -v "is ignored" || true
+  .venv-bpy42/bin/python -c "import bpy" || { say "bpy 4.2 could not be installed"; exit 1; }
+fi
+# Blender 5.1-5.3 bundle Python 3.13 and numpy 2: the add-on's second track runs in bpy 5.3.
+if [ $TESTS -eq 1 ] && ! .venv-bpy5/bin/python -c "import bpy" 2>/dev/null; then
+  if PY313=$(scripts/find_python.sh 3.13); then
+    say "creating .venv-bpy5 (bpy 5.3, Python 3.13 as in Blender 5.1-5.3)"
+    rm -rf .venv-bpy5
+    "$PY313" -m venv .venv-bpy5
+    .venv-bpy5/bin/pip install -q "bpy==5.3.*" pytest 2>&1 | grep -v "is ignored" || true
+    .venv-bpy5/bin/python -c "import bpy" || { say "bpy 5.3 could not be installed"; exit 1; }
+  elif [ -n "${CI:-}" ]; then
+    say "no Python 3.13 on this machine: CI needs it for the Blender 5.3 track"; exit 1
+  else
+    say "no Python 3.13 on this machine: the Blender 5.3 tests will be skipped (set BPY5_PYTHON)"
+  fi
 fi
 if [ $TESTS -eq 1 ] && ! .venv-typecheck/bin/mypy --version >/dev/null 2>&1; then
   say "creating .venv-typecheck (mypy and fake-bpy-module, to type-check the add-on)"

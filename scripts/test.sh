@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the whole test suite: the core in .venv, the add-on in bpy 4.5
-# (.venv-blender) and in the real Blender binary, ruff, and mypy on the add-on. Extra arguments go to
-# both pytest runs.
+# (.venv-blender, which also runs the real Blender 3.4 binary) and in bpy 5.3 (.venv-bpy5, Python
+# 3.13), ruff, and mypy on the add-on. Extra arguments go to every pytest run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests || exit 1
@@ -18,7 +18,16 @@ run() {
   return 0
 }
 run "core (.venv)" .venv/bin/python -m pytest tests/core "$@"
-run "Blender add-on (bpy 4.5, .venv-blender)" .venv-blender/bin/python -m pytest tests/blender "$@"
+run "Blender add-on (bpy 4.5, Python 3.11, .venv-blender)" .venv-blender/bin/python -m pytest tests/blender "$@"
+# Blender 4.2, the oldest the extension declares (blender_manifest.toml): install, import, a round trip.
+run "Blender add-on smoke (bpy 4.2, Python 3.11, .venv-bpy42)" .venv-bpy42/bin/python -m pytest \
+  tests/blender/test_extension.py tests/blender/test_importer.py tests/blender/test_environment.py \
+  tests/blender/test_operator.py -k "not thickness and not hung and not killed" "$@"
+if [ -x .venv-bpy5/bin/python ]; then
+  run "Blender add-on (bpy 5.3, Python 3.13, .venv-bpy5)" .venv-bpy5/bin/python -m pytest tests/blender "$@"
+else
+  printf '\n\033[1m== Blender add-on (bpy 5.3) ==\033[0m\nskipped: no Python 3.13 on this machine (BPY5_PYTHON=/path/to/python3.13 scripts/setup.sh --tests makes it)\n'
+fi
 run "lint (ruff)" .venv/bin/ruff check .
 run "types (mypy + fake-bpy-module)" .venv-typecheck/bin/mypy
 exit $status

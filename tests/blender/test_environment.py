@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,8 @@ bpy = pytest.importorskip(
 
 pytestmark = pytest.mark.blender
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_the_core_environment_is_ready(addon, core_python):
     from img2mesh_addon import environment
@@ -23,7 +27,7 @@ def test_the_core_environment_is_ready(addon, core_python):
     status = environment.check(str(core_python))
     assert status.ready, status.line
     assert re.fullmatch(
-        r"Ready: img2mesh \d+\.\d+\.\d+, Python 3\.1[0-2]\.\d+(, text prompts)?\.", status.line
+        r"Ready: img2mesh \d+\.\d+\.\d+, Python 3\.1[0-3]\.\d+(, text prompts)?\.", status.line
     )
     assert environment.cached_status(str(core_python)) is status
     assert status.missing == []
@@ -77,10 +81,82 @@ def test_which_python_runs_the_worker(addon, core_python, monkeypatch):
 def test_setup_builds_from_a_compatible_python(addon):
     from img2mesh_addon import environment
 
-    base = environment.base_python()
+    base, line = environment.setup_base()
     assert os.path.isfile(base)
-    # bpy's Python is 3.11 (Blender 4.5's own): compatible, so it is the one used.
-    assert base == environment.blender_python() == sys.executable
+    # bpy's Python is 3.11 (Blender 4.2-5.0) or 3.13 (Blender 5.1-5.3): both supported, so
+    # Blender's own is the one used, and the preferences say so.
+    assert base == environment.base_python() == environment.blender_python() == sys.executable
+    assert environment.blender_python_problem() is None
+    assert line == "Set up builds from Blender's own Python {}.{}.".format(*sys.version_info[:2])
+
+
+def test_setup_falls_back_to_a_system_python_and_says_why(addon, monkeypatch, tmp_path):
+    """Blender's Python cannot make a venv (here: it is not a Python at all): a system one."""
+    from img2mesh_addon import environment
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "blender"))
+    system = environment.system_python()
+    if system is None:
+        with pytest.raises(environment.SetupError) as error:
+            environment.setup_base()
+        assert str(error.value) == (
+            "Blender does not say where its Python is, and no other Python "
+            f"{environment.python_span()} was found: install one, or choose it under "
+            "'Python for Set up' in the add-on's preferences."
+        )
+        return
+    base, line = environment.setup_base()
+    assert base == system
+    assert line == f"Set up builds from {system} (Blender does not say where its Python is)."
+
+
+def test_the_supported_pythons_are_the_ones_pyproject_declares(addon):
+    """One bound: pyproject's requires-python; the add-on's fallback constants must agree."""
+    import tomllib
+
+    from img2mesh_addon import environment
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert environment.parse_requires_python(declared) == environment.python_range()
+    assert environment.python_range() == (environment.PYTHON_MIN, environment.PYTHON_MAX)
+    assert environment.PYTHON_MAX >= (3, 13)  # Blender 5.1-5.3 bundle Python 3.13
+    assert environment.parse_requires_python(">=3.9,<=3.12") == ((3, 9), (3, 12))
+
+
+def test_the_check_says_when_a_python_is_too_old_or_too_new(addon):
+    from img2mesh_addon import environment
+
+    span = environment.python_span()
+    assert environment.version_problem((3, 9), "3.9.18", "/x/python") == (
+        f"Python 3.9.18 at /x/python is too old for img2mesh, which needs Python {span}."
+    )
+    high = environment.PYTHON_MAX
+    newer = f"{high[0]}.{high[1] + 1}.0"
+    assert environment.version_problem((high[0], high[1] + 1), newer, "/y/python") == (
+        f"Python {newer} at /y/python is too new for img2mesh, which needs Python {span}."
+    )
+    assert environment.version_problem(environment.PYTHON_MIN, "3.10.0", "/z") is None
+    assert environment.version_problem(environment.PYTHON_MAX, "3.13.0", "/z") is None
+
+
+def test_a_real_old_python_is_refused_in_one_sentence(addon):
+    from img2mesh_addon import environment
+
+    found = subprocess.run(
+        [str(REPO / "scripts" / "find_python.sh"), "3.9"], capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        pytest.skip("no Python 3.9 on this machine")
+    old = found.stdout.strip()
+    version = subprocess.run(
+        [old, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert environment.check(old).line == (
+        f"Python {version} at {old} is too old for img2mesh, which needs Python "
+        f"{environment.python_span()}."
+    )
 
 
 def test_setup_respects_blenders_online_access(addon):

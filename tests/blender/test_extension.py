@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -159,3 +161,29 @@ def test_set_up_makes_an_environment_and_says_what_is_missing(installed, monkeyp
     assert not status.ready
     assert status.missing == dependencies
     assert status.line == f"Missing: {', '.join(dependencies)}. Press Set up to install them."
+
+
+@pytest.mark.skipif(
+    os.environ.get("IMG2MESH_TEST_FULL_SETUP") != "1",
+    reason="downloads every dependency (on Python 3.13, PyPI's torch is the CUDA build: about "
+    "7 GB and 10-15 minutes here); IMG2MESH_TEST_FULL_SETUP=1 runs it",
+)
+def test_full_set_up_from_blenders_own_python_is_ready(installed, monkeypatch):
+    """What a user does on a fresh Blender: press Set up (online), then the check says Ready."""
+    monkeypatch.delenv("IMG2MESH_PYTHON", raising=False)
+    environment = importlib.import_module(f"{MODULE}.environment")
+    system = bpy.context.preferences.system
+    was_online = system.use_online_access
+    system.use_online_access = True
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.pip_args = ""
+    try:
+        result = bpy.ops.img2mesh.setup_environment()
+    finally:
+        system.use_online_access = was_online
+    assert result == {"FINISHED"}, environment.last_setup().log[-20:]
+    made = environment.venv_python(environment.setup_dir())
+    status = environment.cached_status(str(made))
+    shown = "{}.{}".format(*sys.version_info[:2])
+    assert status.ready, status.line
+    assert re.fullmatch(rf"Ready: img2mesh {PROJECT['version']}, Python {shown}\.\d+\.", status.line)

@@ -19,9 +19,23 @@ SCRIPT = REPO / "scripts" / "reconstruct.py"
 BLENDER = shutil.which("blender")
 
 
+def clean_environment() -> dict:
+    """This process's environment without what an imported bpy sets for itself.
+
+    bpy 5.x points OCIO (at the C level, so only a child that inherits the real environment
+    sees it) and MaterialX at its own 5.x data files, which Blender 3.4 cannot read (its
+    OpenColorIO 2.1 aborts on a 2.5 config). ``os.environ`` holds neither C-level change.
+    """
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("OCIO", "MATERIALX_SEARCH_PATH", "PXR_MTLX_STDLIB_SEARCH_PATHS")
+    }
+
+
 def blender_env(tmp_path: Path) -> dict:
     """Blender's user folders in a throwaway place (3.4 reads these; 4.2+ BLENDER_USER_RESOURCES)."""
-    env = {**os.environ, "PYTHONNOUSERSITE": "1"}
+    env = {**clean_environment(), "PYTHONNOUSERSITE": "1"}
     for var in ("BLENDER_USER_SCRIPTS", "BLENDER_USER_CONFIG", "BLENDER_USER_DATAFILES"):
         env[var] = str(tmp_path / "blender-user" / var.rsplit("_", 1)[1].lower())
     env.pop("IMG2MESH_PYTHON", None)  # the script is told where the core is
@@ -37,6 +51,7 @@ def blender_binary():
         capture_output=True,
         text=True,
         timeout=120,
+        env=clean_environment(),
     )
     if probe.returncode != 0 or "ModuleNotFoundError" in probe.stdout + probe.stderr:
         pytest.skip(f"{BLENDER}'s Python has no numpy (apt-get install python3-numpy)")
