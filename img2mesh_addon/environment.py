@@ -16,6 +16,8 @@ from pathlib import Path
 
 import bpy
 
+from .logic.errors import SetupError
+
 #: Python versions the core supports (pyproject.toml: requires-python).
 PYTHON_MIN, PYTHON_MAX = (3, 10), (3, 12)
 #: Environment variable naming the core's Python (tests, CI, the headless script).
@@ -286,10 +288,6 @@ def base_python(user_choice: str = "") -> str:
             "'Python for Set up' in the add-on's preferences."
         )
     return found
-
-
-class SetupError(Exception):
-    """Set up cannot go on; the message is one sentence for the user."""
 
 
 def setup_commands(

@@ -9,9 +9,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import environment, worker_client
+from .logic.protocol import DEFAULT_DEPTH_MODEL, DEFAULT_REMBG_MODEL
 
-DEFAULT_DEPTH_MODEL = "vinvino02/glpn-nyu"
-DEFAULT_REMBG_MODEL = "u2net"
 DEFAULT_TIMEOUT = 600
 
 DEVICES = [

@@ -79,7 +79,7 @@ def test_cancel_at_each_stage_leaves_nothing_and_the_next_run_works(
 
     wait_gone(process)
     assert process.poll() is not None and worker_pids(data_dir) == []
-    assert operators.last_outcome.text == "Reconstruction cancelled."
+    assert operators.runner.last_outcome.text == "Reconstruction cancelled."
     assert datablocks() == before
     assert nothing(temp_root) == []
 

@@ -191,7 +191,7 @@ def test_background_run_matches_the_blocking_one_and_is_one_undo_step(addon, pho
     np.testing.assert_array_equal(colors(obj.data), expected[1])
     assert len(obj.data.polygons) == expected[2]
     assert bpy.context.view_layer.objects.active == obj
-    assert operators.last_outcome.ok and operators.last_outcome.text.startswith("toy.png: ")
+    assert operators.runner.last_outcome.ok and operators.runner.last_outcome.text.startswith("toy.png: ")
     assert list(temp_root.iterdir()) == []
 
     undo()
@@ -293,7 +293,7 @@ def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(
     assert process.poll() is not None  # really stopped
     assert worker_client.current_worker() is None
     assert operators.running_job() is None and operators.tick() is None
-    assert operators.last_outcome.text == "Reconstruction cancelled."
+    assert operators.runner.last_outcome.text == "Reconstruction cancelled."
     assert datablocks() == before
     assert list(temp_root.iterdir()) == []
     assert not bpy.ops.img2mesh.cancel.poll()  # Esc does its usual job again
@@ -308,8 +308,8 @@ def test_a_killed_worker_is_reported_and_the_next_run_works(addon, photo, tiny_m
     job = start_loading_run(photo, tiny_models, 72)
     os.kill(job.worker.pid, signal.SIGKILL)
     drive()
-    assert not operators.last_outcome.ok
-    assert operators.last_outcome.text == (
+    assert not operators.runner.last_outcome.ok
+    assert operators.runner.last_outcome.text == (
         "The reconstruction worker stopped unexpectedly (killed by SIGKILL); "
         "the next run starts a new one."
     )
@@ -340,7 +340,7 @@ def test_a_hung_worker_times_out_with_a_clear_message(addon, photo, tiny_models,
     started = time.monotonic()
     drive(timeout=30)
     assert 1.5 < time.monotonic() - started < 15
-    assert operators.last_outcome.text == (
+    assert operators.runner.last_outcome.text == (
         "The reconstruction worker gave no sign of life for 2 seconds and was stopped; "
         "try again, or raise the timeout in the add-on's preferences."
     )
@@ -447,7 +447,7 @@ def test_the_panel_and_preferences_draw_what_exists(addon, photo):
     assert any(kind == "progress" for kind, _ in running)
     drive()
     after = draw(panel.IMG2MESH_PT_main)
-    assert ("label", operators.last_outcome.text) in after
+    assert ("label", operators.runner.last_outcome.text) in after
 
     # AddonPreferences.layout cannot be replaced: draw a stand-in holding the real values.
     prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
