@@ -166,6 +166,29 @@ def forget_status() -> None:
     _status.clear()
 
 
+_checking: dict[str, threading.Thread] = {}
+
+
+def check_in_background(python: str) -> bool:
+    """Start :func:`check` on a thread unless it runs or its answer is cached; True if started.
+
+    For draw(): a check runs the environment's Python (up to CHECK_TIMEOUT seconds), which
+    must never hold up Blender's drawing. cached_status() has the answer once it is done.
+    """
+    if not python or python in _status or checking(python):
+        return False
+    thread = threading.Thread(target=check, args=(python,), daemon=True)
+    _checking[python] = thread
+    thread.start()
+    return True
+
+
+def checking(python: str | None = None) -> bool:
+    """Whether a background check of this Python (None: of any) is under way."""
+    threads = list(_checking.values()) if python is None else [_checking.get(python)]
+    return any(thread is not None and thread.is_alive() for thread in threads)
+
+
 def check(python: str) -> Status:
     """Run the environment's Python once and say whether it can reconstruct (cached per path)."""
     status = _check(python)

@@ -234,7 +234,7 @@ def test_bad_input_is_one_sentence_and_leaves_nothing(
     assert list(temp_root.iterdir()) == []
     assert sorted(os.listdir(inputs)) == listing
     job = worker_module().last_job
-    assert (job is not None and operators.error_text(job) == text) is asks_worker
+    assert (job is not None and operators.runner.error_text(job) == text) is asks_worker
     assert worker_module().current_worker() is warm  # a user error keeps the worker
 
 
