@@ -83,7 +83,7 @@ def error_text(error: Mapping, *, online: bool = True) -> str:
     """An error event (kind, message, code, details) as the sentence the add-on shows."""
     message = str(error.get("message") or "The reconstruction failed.")
     word = WORDING.get(str(error.get("code") or ""))
-    details = error.get("details")
+    details = error.get("details") or {}  # the worker leaves out empty fields
     if word is not None and isinstance(details, Mapping):
         message = word({str(k): str(v) for k, v in details.items()})
     if error.get("kind") == "ModelUnavailableError" and not online:

@@ -62,12 +62,7 @@ def test_an_unavailable_depth_model_offline_says_what_to_do_in_blender(tmp_path,
 
 
 def test_the_plain_backdrop_message():
-    event = {
-        "kind": "InputError",
-        "message": "x --segment key",
-        "code": "key_found_nothing",
-        "details": {},
-    }
+    event = {"kind": "InputError", "message": "x --segment key", "code": "key_found_nothing"}
     assert error_text(event) == (
         "No object stands out from the background colour: Plain Backdrop needs an object on a "
         "plain background."

@@ -448,7 +448,7 @@ def test_interactive_runs_take_the_panels_options_and_a_dropped_photo(addon, pho
 
 
 def test_the_panel_and_preferences_draw_what_exists(addon, photo):
-    from img2mesh_addon import operators, panel, preferences
+    from img2mesh_addon import environment, operators, panel, preferences
 
     def draw(cls) -> list:
         log: list = []
@@ -474,5 +474,11 @@ def test_the_panel_and_preferences_draw_what_exists(addon, photo):
     log: list = []
     stand_in = SimpleNamespace(**values, bl_rna=prefs.bl_rna, layout=RecordingLayout(log))
     preferences.IMG2MESH_AddonPreferences.draw(stand_in, bpy.context)
+    if ("label", "Checking…") in log:  # the check runs on a thread: draw again once done
+        deadline = time.monotonic() + 60
+        while environment.checking() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log.clear()
+        preferences.IMG2MESH_AddonPreferences.draw(stand_in, bpy.context)
     assert ("operator", "img2mesh.setup_environment") in log
     assert any(kind == "label" and text.startswith("Ready: img2mesh") for kind, text in log)
