@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Img2MeshError, ModelUnavailableError, OptionError, OutputError
-from .settings import DEFAULT_DEPTH_MODEL, DEFAULT_REMBG_MODEL, DEFAULT_T2I_MODEL, Settings
+from .protocol import DEFAULT_T2I_MODEL
+from .settings import DEFAULT_DEPTH_MODEL, DEFAULT_REMBG_MODEL, Settings
 
 MESH_FORMATS = (".ply", ".obj", ".glb")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
@@ -467,7 +468,8 @@ def _run(a: argparse.Namespace) -> int:
 
 def _run_prompt(a: argparse.Namespace) -> int:
     """--prompt: generate the picture, save it beside the mesh, reconstruct it like a photo."""
-    from .text2image import check_prompt, prompt_slug, require_diffusers
+    from .protocol import prompt_slug
+    from .text2image import check_prompt, require_diffusers
 
     settings = settings_from_args(a)
     prompt = check_prompt(a.prompt)

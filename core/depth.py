@@ -55,13 +55,19 @@ def pick_device(device: str = "auto") -> str:
         return "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise OptionError(
-            "CUDA was asked for (--device cuda) but no CUDA GPU is available to PyTorch."
+            "CUDA was asked for (--device cuda) but no CUDA GPU is available to PyTorch.",
+            code="device_unavailable",
+            field="device",
+            details={"device": "cuda"},
         )
     if device == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):
         raise OptionError(
-            "MPS was asked for (--device mps) but this PyTorch cannot use Apple's GPU."
+            "MPS was asked for (--device mps) but this PyTorch cannot use Apple's GPU.",
+            code="device_unavailable",
+            field="device",
+            details={"device": "mps"},
         )
     return device
 
@@ -201,9 +207,9 @@ class DepthEstimator:
                     f"'{self.source}' is not a depth-estimation model that transformers knows "
                     "(AutoModelForDepthEstimation cannot load it)."
                 ) from None
-            raise ModelUnavailableError(self._unavailable(exc)) from None
+            raise self._unavailable(exc) from None
         except OSError as exc:
-            raise ModelUnavailableError(self._unavailable(exc)) from None
+            raise self._unavailable(exc) from None
         model.eval().to(self.device)
         self._processor, self._model = processor, model
         self._config = model.config.to_dict()
@@ -211,23 +217,26 @@ class DepthEstimator:
             self._onnx_checked = True
             self._onnx = self._onnx_model()  # a download has just put the files in place
 
-    def _unavailable(self, exc: BaseException) -> str:
+    def _unavailable(self, exc: BaseException) -> ModelUnavailableError:
         from .paths import hf_cache_dir
 
         where = hf_cache_dir() or "your Hugging Face cache (HF_HOME / HF_HUB_CACHE)"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if Path(self.source).expanduser().is_dir():
-            return (
+            return ModelUnavailableError(
                 f"The depth model in '{self.source}' could not be loaded ({reason}). "
                 "The folder must hold config.json, preprocessor_config.json and model.safetensors "
                 "as saved by save_pretrained (or downloaded with `hf download MODEL --local-dir DIR`)."
             )
-        return (
+        return ModelUnavailableError(
             f"The depth model '{self.model_id}' could not be loaded: its weights are not in {where} "
             f"and could not be downloaded from the Hugging Face hub ({reason}). "
             "Connect to the internet once so the weights are cached, or download them on another "
             f"machine (`hf download {self.model_id} --local-dir DIR`) and pass --model-dir DIR. "
-            "Without weights, --depth inflate (or --depth-map FILE) still makes a mesh."
+            "Without weights, --depth inflate (or --depth-map FILE) still makes a mesh.",
+            code="depth_model_unavailable",
+            field="depth_model",
+            details={"model": self.model_id, "where": str(where), "reason": reason},
         )
 
     @property

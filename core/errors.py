@@ -8,7 +8,24 @@ class Img2MeshError(Exception):
 
     The message is shown as is: the CLI prints it and exits non-zero, the add-on
     reports it with ``self.report({'ERROR'}, ...)``. Bugs raise other exceptions.
+
+    ``code`` (one of core.protocol.ERROR_CODES), ``field`` (the setting concerned) and
+    ``details`` (plain strings) let a caller word the advice its own way: the message
+    names command-line flags, the add-on names its panel's settings.
     """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str = "",
+        field: str = "",
+        details: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.details = dict(details or {})
 
 
 class InputError(Img2MeshError):

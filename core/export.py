@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InputError, OutputError
 from .mesh import Mesh
+from .protocol import srgb_to_linear
 
 #: Extensions :func:`write_mesh` and :func:`read_mesh` understand.
 MESH_FORMATS = (".ply", ".obj", ".glb")
@@ -248,12 +249,6 @@ _TYPE_SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 # Z-up, camera-along-+Y frame onto it, so viewers show the object upright while the
 # stored vertices stay in the project frame. Blender's importer undoes both exactly.
 _NODE_ROTATION = [-(0.5**0.5), 0.0, 0.0, 0.5**0.5]
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] to linear light (IEC 61966-2-1)."""
-    c = np.clip(np.asarray(c, dtype=np.float32), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 def linear_to_srgb(c: np.ndarray) -> np.ndarray:

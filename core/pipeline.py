@@ -15,20 +15,13 @@ from .camera import choose_intrinsics
 from .errors import Cancelled
 from .image import Photo, load_image, photo_from_array
 from .mesh import Camera, Mesh, to_output_frame
+from .protocol import PHOTO_STAGES, STAGE_LABELS
 from .settings import Settings
 
 #: Stages in order, as shown by progress bars and timed in reports.
-STAGES = ("load", "segment", "depth", "pointcloud", "mesh")
+STAGES = PHOTO_STAGES
 #: How many recent point clouds (and their Poisson surfaces) a pipeline keeps for re-meshing.
 KEEP_CLOUDS = 4
-STAGE_LABELS = {
-    "load": "Loading image",
-    "segment": "Removing background",
-    "depth": "Estimating depth",
-    "pointcloud": "Building point cloud",
-    "mesh": "Meshing",
-    "generate": "Generating image",  # before "load", only for a text prompt (run_prompt)
-}
 
 #: progress(stage, fraction of that stage done in [0, 1], message)
 ProgressFn = Callable[[str, float, str], None]

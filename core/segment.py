@@ -93,12 +93,16 @@ def _new_session(model: str):
         return new_session(model)
     except OSError as exc:
         folder = Path(rembg_home()) / "models" / model
+        reason = _network_reason(exc)
         raise ModelUnavailableError(
             f"The background-removal model '{model}' is not in {folder} and could not be "
-            f"downloaded ({_network_reason(exc)}). Connect to the internet once so it is stored "
+            f"downloaded ({reason}). Connect to the internet once so it is stored "
             f"there, copy {model}.onnx into that folder, pass your own file with "
             "--rembg-model FILE.onnx, or use the weight-free --segment key for photos on a plain "
-            "background."
+            "background.",
+            code="rembg_model_unavailable",
+            field="rembg_model",
+            details={"model": model, "folder": str(folder), "reason": reason},
         ) from None
 
 
@@ -262,7 +266,9 @@ def key_mask(rgb: np.ndarray) -> np.ndarray:
         sure_fg = probable_fg
     if probable_fg.sum() < 16:
         raise InputError(
-            "No object stands out from the background colour: --segment key needs an object on a plain background."
+            "No object stands out from the background colour: --segment key needs an object on a plain background.",
+            code="key_found_nothing",
+            field="segment",
         )
     gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     gc[probable_fg] = cv2.GC_PR_FGD

@@ -6,10 +6,16 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import OptionError
-
-DEFAULT_DEPTH_MODEL = "vinvino02/glpn-nyu"
-DEFAULT_REMBG_MODEL = "u2net"
-DEFAULT_T2I_MODEL = "stabilityai/sd-turbo"  # text prompts; licence and why: core/text2image.py
+from .protocol import (  # shared with the add-on, which shows them as its defaults
+    DEFAULT_DEPTH_MODEL,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_REMBG_MODEL,
+    DEFAULT_SMOOTH,
+    MAX_THICKNESS,
+    MIN_MAX_SIZE,
+    MIN_TARGET_FACES,
+    POISSON_DEPTH_RANGE,
+)
 
 SEGMENT_METHODS = ("rembg", "key", "none")
 DEPTH_METHODS = ("model", "inflate", "map")
@@ -24,7 +30,7 @@ class Settings:
     """Options of one reconstruction. Defaults are what ``img2mesh photo.jpg`` uses."""
 
     # load
-    max_size: int = 640  # longest side of the working image, pixels
+    max_size: int = DEFAULT_MAX_SIZE  # longest side of the working image, pixels
     # background removal
     segment: str = "rembg"  # rembg | key | none
     rembg_model: str = DEFAULT_REMBG_MODEL  # a rembg model name or a path to a .onnx file
@@ -59,7 +65,7 @@ class Settings:
         None  # back-surface depth as a share of the object's width; None: from the silhouette
     )
     target_faces: int | None = None
-    smooth: int = 0  # Taubin smoothing iterations
+    smooth: int = DEFAULT_SMOOTH  # Taubin smoothing iterations
     # caching
     cache: bool = True
 
@@ -70,8 +76,10 @@ class Settings:
         _choice("mesh", self.mesh, MESH_METHODS)
         _choice("device", self.device, DEVICES)
         _choice("depth backend", self.depth_backend, DEPTH_BACKENDS)
-        if not isinstance(self.max_size, int) or self.max_size < 32:
-            raise OptionError(f"The working size must be at least 32 pixels, not {self.max_size}.")
+        if not isinstance(self.max_size, int) or self.max_size < MIN_MAX_SIZE:
+            raise OptionError(
+                f"The working size must be at least {MIN_MAX_SIZE} pixels, not {self.max_size}."
+            )
         if self.fov is not None and not (0.0 < self.fov < 180.0 and math.isfinite(self.fov)):
             raise OptionError(
                 f"The field of view must be between 0 and 180 degrees, not {self.fov:g}."
@@ -80,16 +88,19 @@ class Settings:
             raise OptionError(
                 f"The focal length must be a positive number of pixels, not {self.focal_px:g}."
             )
-        if self.poisson_depth is not None and not (4 <= self.poisson_depth <= 12):
+        low, high = POISSON_DEPTH_RANGE
+        if self.poisson_depth is not None and not (low <= self.poisson_depth <= high):
             raise OptionError(
-                f"The Poisson depth must be between 4 and 12, not {self.poisson_depth}."
+                f"The Poisson depth must be between {low} and {high}, not {self.poisson_depth}."
             )
-        if self.target_faces is not None and self.target_faces < 4:
-            raise OptionError(f"The target face count must be at least 4, not {self.target_faces}.")
+        if self.target_faces is not None and self.target_faces < MIN_TARGET_FACES:
+            raise OptionError(
+                f"The target face count must be at least {MIN_TARGET_FACES}, not {self.target_faces}."
+            )
         if self.smooth < 0:
             raise OptionError(f"Smoothing iterations cannot be negative ({self.smooth}).")
         if self.thickness is not None and not (
-            0 < self.thickness <= 10 and math.isfinite(self.thickness)
+            0 < self.thickness <= MAX_THICKNESS and math.isfinite(self.thickness)
         ):
             raise OptionError(
                 f"The thickness must be a positive share of the object's width, not {self.thickness:g}."

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Cancelled, MissingExtraError, ModelUnavailableError, OptionError
-from .settings import DEFAULT_T2I_MODEL
+from .protocol import DEFAULT_T2I_MODEL
 
 # The default model (DEFAULT_T2I_MODEL, "stabilityai/sd-turbo"): SD-Turbo, Stability AI's
 # distilled Stable Diffusion 2.1, makes a 512x512 picture in one network evaluation
@@ -108,18 +108,6 @@ def wrap_prompt(prompt: str) -> str:
     return PROMPT_TEMPLATE.format(subject=subject)
 
 
-def prompt_slug(prompt: str, max_length: int = 40) -> str:
-    """A file name stem from a prompt: "A red toy car!" -> "a-red-toy-car"."""
-    words = re.findall(r"[^\W_]+", prompt.lower())
-    slug = ""
-    for word in words:
-        candidate = f"{slug}-{word}" if slug else word
-        if len(candidate) > max_length:
-            break
-        slug = candidate
-    return slug or "prompt"
-
-
 def check_prompt(prompt: str) -> str:
     text = (prompt or "").strip()
     if not text:
@@ -195,14 +183,14 @@ class TextToImage:
                         f"'{self.source}' is not a text-to-image pipeline that diffusers knows "
                         "(AutoPipelineForText2Image cannot load it)."
                     ) from None
-                raise ModelUnavailableError(self._unavailable(exc)) from None
+                raise self._unavailable(exc) from None
             except (OSError, KeyError) as exc:
-                raise ModelUnavailableError(self._unavailable(exc)) from None
+                raise self._unavailable(exc) from None
         pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
         self._pipe = pipe
 
-    def _unavailable(self, exc: BaseException) -> str:
+    def _unavailable(self, exc: BaseException) -> ModelUnavailableError:
         from .paths import hf_cache_dir
 
         where = hf_cache_dir() or "your Hugging Face cache (HF_HOME / HF_HUB_CACHE)"
@@ -212,7 +200,7 @@ class TextToImage:
         if self.defaults.variant:  # only the weights that are used, not every copy in the repo
             download += f' --include "*.json" "*.txt" "*.{self.defaults.variant}.safetensors"'
         if Path(self.source).expanduser().is_dir():
-            return (
+            return ModelUnavailableError(
                 f"The text-to-image model in '{self.source}' could not be loaded ({reason}). "
                 "The folder must hold model_index.json and one sub-folder per component with "
                 f"its config and .safetensors weights, as saved by save_pretrained (or {download})."
@@ -221,13 +209,23 @@ class TextToImage:
             " If the model is gated, accept its licence on its Hugging Face page and log in "
             "with `hf auth login`."
         )
-        return (
+        is_gated = "401" in reason or "gated" in reason.lower()
+        return ModelUnavailableError(
             f"The text-to-image model '{self.model_id}' could not be loaded: its weights are not "
             f"in {where} and could not be downloaded from the Hugging Face hub ({reason}). "
             "Connect to the internet once so the weights are cached, or download them on another "
             f"machine (`{download}`) and pass --t2i-model-dir DIR."
-            + (gated if "401" in reason or "gated" in reason.lower() else "")
-            + " A photo still works without it: img2mesh photo.jpg."
+            + (gated if is_gated else "")
+            + " A photo still works without it: img2mesh photo.jpg.",
+            code="t2i_model_unavailable",
+            field="t2i_model",
+            details={
+                "model": self.model_id,
+                "where": str(where),
+                "reason": reason,
+                "download": download,
+                "gated": "yes" if is_gated else "",
+            },
         )
 
     def generate(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -16,35 +18,16 @@ from . import __version__
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
-#: Version of the request/event protocol; bumped when a message changes meaning.
-PROTOCOL = 1
-#: Version of the result file layout written (docs/result-format.md).
-RESULT_FORMAT = 1
+# What the add-on must agree on lives in core/protocol.py (the add-on ships a copy).
+from .protocol import (  # noqa: E402
+    PHOTO_STAGES,
+    PROMPT_FIELDS,
+    PROMPT_STAGES,
+    PROTOCOL,
+    RESULT_FORMAT,
+)
+from .protocol import overall as _overall  # noqa: E402
 
-#: Share of the whole run each stage takes, for one overall progress fraction. A photo's run
-#: has the stages after "generate"; a prompt's run has them all, and making the picture
-#: takes about twice as long as reconstructing it (a minute for SD-Turbo on a CPU).
-_STAGE_WEIGHTS = {
-    "generate": 2.0,
-    "load": 0.05,
-    "segment": 0.15,
-    "depth": 0.35,
-    "pointcloud": 0.1,
-    "mesh": 0.35,
-}
-PHOTO_STAGES = ("load", "segment", "depth", "pointcloud", "mesh")
-PROMPT_STAGES = ("generate", *PHOTO_STAGES)
-#: The fields of a request's "prompt" object and the Pipeline.generate options they become.
-PROMPT_FIELDS = {
-    "text": "prompt",
-    "seed": "seed",
-    "steps": "steps",
-    "model": "model",
-    "model_dir": "model_dir",
-    "raw": "raw_prompt",
-    "width": "width",
-    "height": "height",
-}
 #: Tests only: seconds to wait after each progress event, so that a test can act while a
 #: given stage is under way (cancel it, look at the temp folder) without racing the worker.
 PROGRESS_DELAY_VAR = "IMG2MESH_TEST_PROGRESS_DELAY"
@@ -91,12 +74,22 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_IDLE = object()  # no request is running
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
 class Worker:
     """Reads requests, runs them one at a time, writes events; models stay loaded in between."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self._pipeline: Pipeline | None = None
+        self._lock = threading.Lock()
+        self._running: Any = _IDLE  # the id of the request being run
+        self._cancelled: set[Any] = set()  # ids of requests the add-on asked to stop
 
     @property
     def pipeline(self) -> Pipeline:
@@ -128,16 +121,21 @@ class Worker:
         )
 
     def serve(self, lines) -> int:
+        """Answer requests until "shutdown" or the end of ``lines``.
+
+        A reader thread takes the lines, so that a "cancel" is seen while a run is under
+        way: it only raises a flag that the running pipeline checks between steps. All
+        output is written by this (the main) thread.
+        """
         self.ready()
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                self.emit("error", None, kind="ProtocolError", message=f"Bad request ({exc}).")
+        inbox: queue.Queue[Any] = queue.Queue()
+        threading.Thread(target=self._read, args=(lines, inbox), daemon=True).start()
+        while True:
+            request = inbox.get()
+            if request is None:
+                return 0  # stdin closed: the add-on has gone
+            if isinstance(request, str):  # a line that is not a request
+                self.emit("error", None, kind="ProtocolError", message=request)
                 continue
             kind, request_id = request.get("request"), request.get("id")
             if kind == "shutdown":
@@ -145,18 +143,58 @@ class Worker:
             if kind == "ping":
                 self.ready(request_id)
             elif kind == "reconstruct":
-                self.reconstruct(request_id, request)
-            else:
+                with self._lock:
+                    self._running = request_id
+                try:
+                    self.reconstruct(request_id, request)
+                finally:
+                    with self._lock:
+                        self._running = _IDLE
+                        self._cancelled.discard(request_id)
+            elif kind != "cancel":  # a cancel that came too late: the run has ended
                 self.emit(
                     "error",
                     request_id,
                     kind="ProtocolError",
-                    message=f"Unknown request {kind!r}: use reconstruct, ping or shutdown.",
+                    message=f"Unknown request {kind!r}: use reconstruct, cancel, ping or shutdown.",
                 )
-        return 0  # stdin closed: the add-on has gone
+
+    def _read(self, lines, inbox: queue.Queue[Any]) -> None:
+        """The reader thread: requests go to ``inbox``; a cancel also flags its run at once."""
+        try:
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError as exc:
+                    inbox.put(f"Bad request ({exc}).")
+                    continue
+                if request.get("request") in ("cancel", "shutdown"):
+                    # shutdown stops the run too; a cancel without an id stops whatever runs
+                    self._cancel(request.get("id") if request.get("request") == "cancel" else None)
+                inbox.put(request)
+        finally:
+            self._cancel(None)  # stdin closed: nobody waits for the run any more
+            inbox.put(None)
+
+    def _cancel(self, request_id: Any) -> None:
+        with self._lock:
+            if request_id is None:
+                if self._running is not _IDLE:
+                    self._cancelled.add(self._running)
+            elif isinstance(request_id, (str, int, float, bool)):
+                self._cancelled.add(request_id)
+
+    def cancelled(self, request_id: Any) -> bool:
+        """Whether the add-on has asked to stop this request (the pipeline's cancel callback)."""
+        with self._lock:
+            return _hashable(request_id) in self._cancelled
 
     def reconstruct(self, request_id: Any, request: dict) -> None:
-        from .errors import Img2MeshError, OptionError, OutputError
+        from .errors import Cancelled, Img2MeshError, OptionError, OutputError
         from .settings import Settings
 
         started = time.perf_counter()
@@ -188,22 +226,37 @@ class Worker:
                 if delay:
                     time.sleep(delay)
 
+            def cancel() -> bool:
+                return self.cancelled(request_id)
+
             if prompt is None:
-                result = self.pipeline.run(source, settings, progress=progress)
+                result = self.pipeline.run(source, settings, progress=progress, cancel=cancel)
             else:
                 options = _prompt_options(prompt)
                 text = options.pop("prompt")
                 result = self.pipeline.run_prompt(
-                    text, source, settings, progress=progress, **options
+                    text, source, settings, progress=progress, cancel=cancel, **options
                 )
+            if cancel():  # asked during the last step: the add-on no longer wants it
+                raise Cancelled()
             try:
                 write_result(result, Path(output))
             except BaseException:
                 if prompt is not None:  # all or nothing: no picture without its result
                     Path(source).unlink(missing_ok=True)
                 raise
+        except Cancelled as exc:
+            self.emit("cancelled", request_id, message=str(exc))
+            return
         except Img2MeshError as exc:
-            self.emit("error", request_id, kind=type(exc).__name__, message=str(exc))
+            coded = {"code": exc.code, "field": exc.field, "details": exc.details}
+            self.emit(
+                "error",
+                request_id,
+                kind=type(exc).__name__,
+                message=str(exc),
+                **({key: value for key, value in coded.items() if value}),
+            )
             return
         except MemoryError:
             self.emit(
@@ -259,17 +312,6 @@ def _progress_delay() -> float:
         return max(0.0, float(os.environ.get(PROGRESS_DELAY_VAR, "") or 0.0))
     except ValueError:
         return 0.0
-
-
-def _overall(stage: str, fraction: float, stages: tuple[str, ...] = PHOTO_STAGES) -> float:
-    total = sum(_STAGE_WEIGHTS[name] for name in stages)
-    done = 0.0
-    for name in stages:
-        weight = _STAGE_WEIGHTS[name]
-        if name == stage:
-            return (done + weight * min(max(fraction, 0.0), 1.0)) / total
-        done += weight
-    return done / total
 
 
 def write_result(result, path: Path) -> None:

@@ -2,9 +2,8 @@
 
 import atexit
 
-import bpy
-
-from . import operators, panel, preferences, properties, worker_client
+# bpy and the modules that use it are imported in register(), not here, so that the
+# Blender-free logic (the logic/ package) imports without Blender: tests/addon_pure/.
 
 bl_info = {
     "name": "Img2Mesh",
@@ -16,12 +15,20 @@ bl_info = {
     "category": "Import-Export",
 }
 
-#: Registered in this order, unregistered in reverse.
-_modules = (preferences, properties, operators, panel)
+
+def _modules() -> tuple:
+    """Registered in this order, unregistered in reverse."""
+    from . import operators, panel, preferences, properties
+
+    return (preferences, properties, operators, panel)
 
 
 def register() -> None:
-    for module in _modules:
+    import bpy
+
+    from . import worker_client
+
+    for module in _modules():
         for cls in module.classes:
             bpy.utils.register_class(cls)
         if hasattr(module, "register"):
@@ -30,9 +37,13 @@ def register() -> None:
 
 
 def unregister() -> None:
+    import bpy
+
+    from . import worker_client
+
     atexit.unregister(worker_client.shutdown)
     worker_client.shutdown()
-    for module in reversed(_modules):
+    for module in reversed(_modules()):
         if hasattr(module, "unregister"):
             module.unregister()
         for cls in reversed(module.classes):

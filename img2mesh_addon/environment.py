@@ -16,6 +16,8 @@ from pathlib import Path
 
 import bpy
 
+from .logic.errors import SetupError
+
 #: Python versions the core supports. The one place they are written is pyproject.toml's
 #: ``requires-python`` (the wheel's ``Requires-Python``); tests/blender/test_environment.py fails
 #: when these drift from it, and ``python_range()`` reads the real bound where it can.
@@ -164,6 +166,29 @@ def cached_status(python: str) -> Status | None:
 
 def forget_status() -> None:
     _status.clear()
+
+
+_checking: dict[str, threading.Thread] = {}
+
+
+def check_in_background(python: str) -> bool:
+    """Start :func:`check` on a thread unless it runs or its answer is cached; True if started.
+
+    For draw(): a check runs the environment's Python (up to CHECK_TIMEOUT seconds), which
+    must never hold up Blender's drawing. cached_status() has the answer once it is done.
+    """
+    if not python or python in _status or checking(python):
+        return False
+    thread = threading.Thread(target=check, args=(python,), daemon=True)
+    _checking[python] = thread
+    thread.start()
+    return True
+
+
+def checking(python: str | None = None) -> bool:
+    """Whether a background check of this Python (None: of any) is under way."""
+    threads = list(_checking.values()) if python is None else [_checking.get(python)]
+    return any(thread is not None and thread.is_alive() for thread in threads)
 
 
 def check(python: str) -> Status:
@@ -393,10 +418,6 @@ def setup_base_line(user_choice: str = "") -> str:
         except SetupError as exc:
             _base_lines[user_choice] = str(exc)
     return _base_lines[user_choice]
-
-
-class SetupError(Exception):
-    """Set up cannot go on; the message is one sentence for the user."""
 
 
 def setup_commands(

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 
 import bpy
 import numpy as np
+
+# The Blender-free half (reading and checking a result, camera maths) is in logic/.
+from .logic.camera_math import SENSOR_MM, camera_settings
+from .logic.camera_math import clip_range as _clip_range
+from .logic.errors import ResultError
+from .logic.protocol import srgb_to_linear
+from .logic.results import DEFAULT_ROTATION as _DEFAULT_ROTATION
+from .logic.results import RESULT_FORMAT_VERSION, load_result
+from .logic.results import mesh_arrays as _mesh_arrays
+from .logic.results import parse_intrinsics as _parse_intrinsics
+from .logic.results import parse_result as _parse_result
+from .logic.results import vector3 as _vector3
+
+__all__ = [
+    "RESULT_FORMAT_VERSION",
+    "SENSOR_MM",
+    "ResultError",
+    "camera_settings",
+    "import_result",
+    "load_result",
+    "srgb_to_linear",
+]
 
 log = logging.getLogger(__name__)
 
@@ -16,15 +36,8 @@ log = logging.getLogger(__name__)
 COLOR_ATTRIBUTE = "Color"
 #: Base name of the material that shows that attribute (Blender adds .001, ... on clashes).
 MATERIAL_NAME = "Img2Mesh Vertex Colour"
-#: Highest result-file layout this importer understands (docs/result-format.md).
-RESULT_FORMAT_VERSION = 1
-#: The camera's sensor is 36 mm across the photo's longer side, so the lens reads as a
-#: full-frame (35 mm equivalent) focal length.
-SENSOR_MM = 36.0
 
 _BLENDER = bpy.app.version
-_DEFAULT_ROTATION = (math.pi / 2.0, 0.0, 0.0)
-_INTRINSICS_KEYS = ("fx", "fy", "cx", "cy", "width", "height")
 _DATA_BY_ID_TYPE = {
     "OBJECT": "objects",
     "MESH": "meshes",
@@ -32,10 +45,6 @@ _DATA_BY_ID_TYPE = {
     "CAMERA": "cameras",
     "IMAGE": "images",
 }
-
-
-class ResultError(ValueError):
-    """A result that cannot be imported; the message is a sentence for the user."""
 
 
 # --------------------------------------------------------------------------- public API
@@ -179,170 +188,6 @@ def import_result(
     return obj, cam
 
 
-def load_result(path: str) -> dict:
-    """Read a worker's result ``.npz`` file into a dict of numpy arrays (no pickles)."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise ResultError(f"The result file {path} does not exist.") from None
-    except (OSError, ValueError) as exc:
-        raise ResultError(f"The result file {path} cannot be read: {exc}") from exc
-
-
-# ----------------------------------------------------------------------- input checks
-
-
-def _mesh_arrays(vertices, faces, colors, normals):
-    """Check and convert the mesh arrays; returns contiguous float32/int32 arrays."""
-    verts = _float_rows(vertices, "vertices")
-    n = len(verts)
-    if n == 0:
-        raise ResultError("The mesh has no vertices.")
-    if not np.isfinite(verts).all():
-        raise ResultError("Some vertex positions are not finite numbers (NaN or infinity).")
-
-    tris = np.asarray(faces)
-    if tris.size == 0:
-        tris = np.zeros((0, 3), dtype=np.int32)
-    if tris.ndim != 2 or tris.shape[1] != 3:
-        raise ResultError(f"faces must be triangles, an (M, 3) array, not shape {tris.shape}.")
-    if tris.dtype.kind not in "iu":
-        raise ResultError(f"faces must hold integer vertex indices, not {tris.dtype}.")
-    if len(tris):
-        lo, hi = int(tris.min()), int(tris.max())
-        if lo < 0 or hi >= n:
-            bad = lo if lo < 0 else hi
-            raise ResultError(
-                f"A face refers to vertex {bad}, but the mesh has only {n} vertices "
-                f"(valid indices are 0 to {n - 1})."
-            )
-    tris = np.ascontiguousarray(tris, dtype=np.int32)
-    # Blender's Mesh.validate() would delete triangles that use a vertex twice; doing it
-    # here keeps the mesh valid without paying for validate().
-    degenerate = (
-        (tris[:, 0] == tris[:, 1]) | (tris[:, 1] == tris[:, 2]) | (tris[:, 0] == tris[:, 2])
-    )
-    if degenerate.any():
-        log.info("Dropped %d triangles that use a vertex twice.", int(degenerate.sum()))
-        tris = np.ascontiguousarray(tris[~degenerate])
-
-    cols = np.asarray(colors)
-    if cols.ndim != 2 or cols.shape != (n, 3):
-        raise ResultError(f"colors must be one RGB row per vertex, ({n}, 3), not {cols.shape}.")
-    if cols.dtype == np.uint8:
-        cols = cols.astype(np.float32) / np.float32(255.0)
-    else:
-        cols = np.asarray(cols, dtype=np.float32)
-        if not np.isfinite(cols).all():
-            raise ResultError("Some vertex colours are not finite numbers (NaN or infinity).")
-        if len(cols) and cols.max() > 2.0:  # a little over 1 is interpolation; more is 0-255
-            raise ResultError(
-                "Vertex colours must be in [0, 1] (or uint8 0-255); these look like 0-255 floats."
-            )
-        cols = np.clip(cols, 0.0, 1.0)
-
-    if normals is not None:
-        nrm = _float_rows(normals, "normals")
-        if len(nrm) != n:
-            raise ResultError(f"normals must have one row per vertex ({n}), not {len(nrm)}.")
-        length = np.linalg.norm(nrm, axis=1)
-        if not (np.isfinite(length).all() and (length > 1e-12).all()):
-            raise ResultError("Some vertex normals are zero or not finite numbers.")
-        normals = np.ascontiguousarray(nrm / length[:, None], dtype=np.float32)
-    return verts, tris, cols, normals
-
-
-def _float_rows(value, what: str) -> np.ndarray:
-    a = np.asarray(value)
-    if a.ndim != 2 or a.shape[1] != 3:
-        raise ResultError(f"{what} must be an (N, 3) array, not shape {a.shape}.")
-    if a.dtype.kind not in "fiu":
-        raise ResultError(f"{what} must hold numbers, not {a.dtype}.")
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def _text(value) -> str:
-    """A str stored in an npz file (a 0-d unicode or bytes array) as a Python str."""
-    if isinstance(value, np.ndarray) and value.dtype.kind in "US" and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if not isinstance(value, str):
-        raise ResultError(f"Expected a text value, got {type(value).__name__}.")
-    return value
-
-
-def _parse_intrinsics(value) -> dict:
-    """fx, fy, cx, cy (floats) and width, height (ints) from a dict, JSON text or 6 numbers."""
-    if isinstance(value, (str, bytes)) or (
-        isinstance(value, np.ndarray) and value.dtype.kind in "US"
-    ):
-        try:
-            value = json.loads(_text(value))
-        except json.JSONDecodeError as exc:
-            raise ResultError(f"The camera intrinsics are not valid JSON: {exc}") from exc
-    if isinstance(value, dict):
-        missing = [k for k in _INTRINSICS_KEYS if k not in value]
-        if missing:
-            raise ResultError(f"The camera intrinsics lack {', '.join(missing)}.")
-        numbers = [value[k] for k in _INTRINSICS_KEYS]
-    else:
-        numbers = list(np.asarray(value, dtype=np.float64).ravel())
-        if len(numbers) != 6:
-            raise ResultError(
-                "The camera intrinsics must be [fx, fy, cx, cy, width, height], "
-                f"not {len(numbers)} numbers."
-            )
-    try:
-        fx, fy, cx, cy, width, height = (float(x) for x in numbers)
-    except (TypeError, ValueError) as exc:
-        raise ResultError(f"The camera intrinsics must be numbers: {exc}") from exc
-    if not all(math.isfinite(x) for x in (fx, fy, cx, cy, width, height)):
-        raise ResultError("The camera intrinsics contain a value that is not a finite number.")
-    if fx <= 0 or fy <= 0:
-        raise ResultError(f"The focal lengths must be positive, not fx={fx:g}, fy={fy:g}.")
-    if width < 1 or height < 1 or width != round(width) or height != round(height):
-        raise ResultError(f"The image size must be whole pixels, not {width:g} x {height:g}.")
-    return {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "width": int(width), "height": int(height)}
-
-
-def _vector3(value, what: str) -> tuple[float, float, float]:
-    a = np.asarray(value, dtype=np.float64).ravel()
-    if a.shape != (3,) or not np.isfinite(a).all():
-        raise ResultError(f"{what} must be three finite numbers, not {value!r}.")
-    return (float(a[0]), float(a[1]), float(a[2]))
-
-
-def _parse_result(result, *, need_camera: bool) -> dict:
-    """Check a result dict against the documented layout before anything is created."""
-    if not hasattr(result, "keys"):
-        raise ResultError("A result must be a mapping of names to arrays (an .npz file).")
-    version = int(np.asarray(result["format_version"])) if "format_version" in result else 1
-    if version > RESULT_FORMAT_VERSION:
-        raise ResultError(
-            f"The result file has layout version {version}; this add-on reads up to "
-            f"{RESULT_FORMAT_VERSION}. Update the add-on."
-        )
-    missing = [k for k in ("vertices", "faces", "colors") if k not in result]
-    if need_camera:
-        missing += [k for k in ("intrinsics", "camera_location") if k not in result]
-    if missing:
-        raise ResultError(f"The result lacks {', '.join(missing)}.")
-    verts, tris, cols, nrm = _mesh_arrays(
-        result["vertices"], result["faces"], result["colors"], result.get("normals")
-    )
-    parsed = {"vertices": verts, "faces": tris, "colors": cols, "normals": nrm}
-    if need_camera:
-        parsed["intrinsics"] = _parse_intrinsics(result["intrinsics"])
-        parsed["camera_location"] = _vector3(result["camera_location"], "camera_location")
-        rotation = result.get("camera_rotation", _DEFAULT_ROTATION)
-        parsed["camera_rotation"] = _vector3(rotation, "camera_rotation")
-        path = result.get("image_path")
-        parsed["image_path"] = _text(path) if path is not None else ""
-    return parsed
-
-
 # ------------------------------------------------------------------------- building
 
 
@@ -402,12 +247,6 @@ def _set_srgb_colors(attribute, cols: np.ndarray) -> None:
         attribute.data.foreach_set("color", rgba.ravel())
 
 
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """The exact sRGB transfer function (IEC 61966-2-1), inverted: sRGB in [0, 1] -> linear."""
-    c = np.asarray(c, dtype=np.float32)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
 def _make_active_color(mesh, attribute) -> None:
     group = mesh.color_attributes
     group.active_color = attribute
@@ -448,37 +287,6 @@ def _new_material(attribute_name: str, created) -> bpy.types.Material:
     return material
 
 
-def camera_settings(intr: dict) -> dict:
-    """Blender camera and render values for pinhole intrinsics (see create_camera).
-
-    Blender's view plane spans ``width`` horizontally and ``ycor * height`` vertically
-    with ``ycor = pixel_aspect_y / pixel_aspect_x``; the sensor fit side spans the sensor,
-    and lens shift is a fraction of that side. Square view units need ycor = fx / fy.
-    """
-    fx, fy, cx, cy = intr["fx"], intr["fy"], intr["cx"], intr["cy"]
-    w, h = intr["width"], intr["height"]
-    ycor = fx / fy
-    aspect_x, aspect_y = (1.0, ycor) if ycor >= 1.0 else (1.0 / ycor, 1.0)
-    frame_w, frame_h = w, ycor * h  # the view plane, in horizontal pixels
-    if frame_w >= frame_h:
-        fit, side = "HORIZONTAL", frame_w
-        sensor_w, sensor_h = SENSOR_MM, SENSOR_MM * frame_h / frame_w
-    else:
-        fit, side = "VERTICAL", frame_h
-        sensor_w, sensor_h = SENSOR_MM * frame_w / frame_h, SENSOR_MM
-    return {
-        "sensor_fit": fit,
-        "sensor_width": sensor_w,
-        "sensor_height": sensor_h,
-        "lens": fx * SENSOR_MM / side,
-        # OpenCV puts pixel centres at integers, so the image centre is ((w-1)/2, (h-1)/2).
-        "shift_x": ((w - 1) / 2.0 - cx) / side,
-        "shift_y": ycor * (cy - (h - 1) / 2.0) / side,
-        "resolution": (w, h),
-        "pixel_aspect": (aspect_x, aspect_y),
-    }
-
-
 def _build_camera(name, intr, location, rotation_euler, image, clip_range, collection, created):
     settings = camera_settings(intr)
     data = bpy.data.cameras.new(name)
@@ -500,14 +308,6 @@ def _build_camera(name, intr, location, rotation_euler, image, clip_range, colle
     cam.rotation_euler = _vector3(rotation_euler, "The camera rotation")
     collection.objects.link(cam)
     return cam
-
-
-def _clip_range(verts: np.ndarray, location) -> tuple[float, float]:
-    """Blender's default clipping (0.1 to 100), widened so the whole mesh is drawn."""
-    dist = np.linalg.norm(verts.astype(np.float64) - np.asarray(location), axis=1)
-    near, far = float(dist.min()), float(dist.max())
-    start = min(0.1, 0.5 * near) if near > 0 else 0.1
-    return max(start, 1e-6), max(100.0, 2.0 * far)
 
 
 def _load_image(path: str, created) -> bpy.types.Image:

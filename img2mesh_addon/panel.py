@@ -2,7 +2,8 @@
 
 import bpy
 
-from . import environment, operators, preferences, properties
+from . import environment, preferences, runner
+from .logic.protocol import DEFAULT_T2I_MODEL
 
 IMAGE_EXTENSIONS = ".jpg;.jpeg;.png;.webp;.tif;.tiff;.bmp"
 
@@ -57,7 +58,7 @@ class IMG2MESH_PT_main(bpy.types.Panel):
         col.prop(settings, "create_camera")
 
         layout.use_property_split = False
-        job = operators.running_job()
+        job = runner.running_job()
         if job is None:
             layout.operator("img2mesh.reconstruct", icon="MESH_MONKEY")
         else:
@@ -67,7 +68,7 @@ class IMG2MESH_PT_main(bpy.types.Panel):
             else:
                 layout.label(text=text, icon="SORTTIME")
             layout.operator("img2mesh.cancel", text="Cancel", icon="CANCEL")
-        outcome = operators.last_outcome
+        outcome = runner.last_outcome
         if outcome is not None and outcome.text and job is None:
             box = layout.box()
             preferences.draw_text(box, outcome.text, context, "INFO" if outcome.ok else "ERROR")
@@ -79,7 +80,7 @@ def _draw_prompt(col, context, settings, prefs) -> None:
     col.prop(settings, "steps")
     col.prop(settings, "t2i_model", text="Model")
     if not settings.t2i_model:
-        col.label(text=f"Default: {properties.DEFAULT_T2I_MODEL}")
+        col.label(text=f"Default: {DEFAULT_T2I_MODEL}")
     col.prop(settings, "raw_prompt")
     status = environment.cached_status(preferences.python_choice(prefs).path)
     if status is not None and status.ready and not status.text_prompts:

@@ -9,9 +9,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import environment, worker_client
+from .logic.protocol import DEFAULT_DEPTH_MODEL, DEFAULT_REMBG_MODEL
 
-DEFAULT_DEPTH_MODEL = "vinvino02/glpn-nyu"
-DEFAULT_REMBG_MODEL = "u2net"
 DEFAULT_TIMEOUT = 600
 
 DEVICES = [
@@ -100,12 +99,16 @@ class IMG2MESH_AddonPreferences(bpy.types.AddonPreferences):
             return
         choice = python_choice(self)
         status = environment.cached_status(choice.path)
-        if status is None and choice.path and environment.active_setup() is None:
-            status = environment.check(choice.path)  # once per path: a fraction of a second
+        # Never in draw() itself: the check runs a Python for up to a minute.
+        idle = status is None and environment.active_setup() is None
+        if idle and environment.check_in_background(choice.path):
+            bpy.app.timers.register(_redraw_when_checked, first_interval=0.2)
 
         box = layout.box()
         box.label(text="Reconstruction Environment", icon="CONSOLE")
-        if status is None:
+        if status is None and environment.checking(choice.path):
+            box.label(text="Checking…", icon="SORTTIME")
+        elif status is None:
             box.label(text="Not checked yet: press Check.", icon="QUESTION")
         else:
             draw_text(box, status.line, context, "CHECKMARK" if status.ready else "ERROR")
@@ -204,6 +207,18 @@ def data_dir(prefs: Any) -> str:
     if prefs.data_dir.strip():
         return os.path.abspath(bpy.path.abspath(prefs.data_dir.strip()))
     return str(environment.default_data_dir())
+
+
+def _redraw_when_checked() -> float | None:
+    """A timer: redraw the preferences once no background check runs any more."""
+    if environment.checking():
+        return 0.2
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm is not None else ():
+        for area in window.screen.areas:
+            if area.type == "PREFERENCES":
+                area.tag_redraw()
+    return None
 
 
 def worker_config(prefs: Any) -> worker_client.WorkerConfig:

@@ -5,6 +5,8 @@ import math
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .logic.protocol import DEFAULT_MAX_SIZE, DEFAULT_T2I_MODEL, MIN_MAX_SIZE
+
 SEGMENT_ITEMS = [
     ("REMBG", "Automatic", "Remove the background with a segmentation network (rembg)"),
     ("KEY", "Plain Backdrop", "Key out a plain, evenly coloured background (no model needed)"),
@@ -14,8 +16,6 @@ DEPTH_ITEMS = [
     ("MODEL", "Depth Model", "Estimate depth with a neural network"),
     ("INFLATE", "Inflate Silhouette", "A rounded shape from the outline alone (no model needed)"),
 ]
-#: The text-to-image model used when none is named (core/settings.py DEFAULT_T2I_MODEL).
-DEFAULT_T2I_MODEL = "stabilityai/sd-turbo"
 MESH_ITEMS = [
     ("POISSON", "Poisson", "A smooth surface fitted to the points"),
     ("GRID", "Grid", "The depth map triangulated pixel by pixel: exact, but stepped at edges"),
@@ -147,8 +147,8 @@ class ReconstructOptions:
     max_size: IntProperty(  # type: ignore[valid-type]
         name="Working Size",
         description="The photo is scaled so its longer side has at most this many pixels",
-        default=640,
-        min=32,
+        default=DEFAULT_MAX_SIZE,
+        min=MIN_MAX_SIZE,
         soft_max=2048,
         subtype="PIXEL",
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import itertools
 import json
 import os
@@ -25,24 +24,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The worker protocol this add-on speaks (core/worker.py PROTOCOL).
-PROTOCOL = 1
+from .logic.errors import WorkerError
+from .logic.messages import CANCELLED, stage_label
+from .logic.protocol import PROTOCOL
+from .logic.requests import os_reason
+
+__all__ = ["PROTOCOL", "WorkerError", "os_reason"]
+
 #: Seconds a worker gets to exit after "shutdown" or SIGTERM before it is killed.
 GRACE_SECONDS = 3.0
-#: Stage labels, as the core names them (core/pipeline.py STAGE_LABELS).
-STAGE_LABELS = {
-    "start": "Starting the worker",
-    "generate": "Generating image",
-    "load": "Loading image",
-    "segment": "Removing background",
-    "depth": "Estimating depth",
-    "pointcloud": "Building point cloud",
-    "mesh": "Meshing",
-}
-
-
-class WorkerError(Exception):
-    """The worker cannot do the job (gone, hung, refused); the message is one sentence."""
+#: Seconds a cancelled run gets to stop at its next step (the worker then stays, with its
+#: models and caches) before the worker process is stopped instead.
+CANCEL_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -217,15 +210,6 @@ class WorkerClient:
         proc.stderr.close()
 
 
-def os_reason(exc: OSError, folder: str = "it") -> str:
-    """Why a file could not be written, in words: "the disk is full", "it is not writable"."""
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return "the disk is full"
-    if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
-        return f"{folder} is not writable"
-    return exc.strerror or str(exc)
-
-
 def private_folder(prefix: str = "img2mesh-") -> str:
     """A new temp folder only this user can enter (``mkdtemp``: mode 0700); WorkerError if none."""
     try:
@@ -273,7 +257,9 @@ def shutdown() -> None:
     """On unregister and on quit: cancel what runs and stop the worker."""
     job = active_job()
     if job is not None:
-        job.cancel()
+        job.kill()
+    if _job is not None:
+        release(_job)
     discard_worker(graceful=True)
 
 
@@ -295,11 +281,14 @@ class Job:
     stage: str = "start"
     fraction: float = 0.0
     overall: float = 0.0
-    message: str = STAGE_LABELS["start"]
+    message: str = field(default_factory=lambda: stage_label("start"))
     messages: list[tuple[str, str]] = field(default_factory=list)  # (stage, message)
     error: str = ""
     error_kind: str = ""
+    error_event: dict = field(default_factory=dict)  # the "error" event (code, details)
     done: dict = field(default_factory=dict)  # the "done" event
+    cancel_sent: float = 0.0  # when a cancel was sent (time.monotonic); 0: none
+    request: Any = None  # what the add-on needs to land the result (requests.Request)
     ready: bool = False  # the worker has said "ready"
     prompt: dict | None = None  # a text prompt's "prompt" object instead of an image
 
@@ -326,7 +315,9 @@ class Job:
             except queue.Empty:
                 break
             self._handle(message)
-        if self.state == "running" and time.monotonic() - self.worker.last_activity > self.timeout:
+        if self.cancelling and time.monotonic() - self.cancel_sent > CANCEL_GRACE_SECONDS:
+            self.kill()  # it does not reach its next step (a long model load, a hang)
+        elif self.state == "running" and time.monotonic() - self.worker.last_activity > self.timeout:
             self._fail(
                 "Timeout",
                 f"The reconstruction worker gave no sign of life for {self.timeout:g} seconds "
@@ -343,13 +334,37 @@ class Job:
                 continue
             self._handle(message)
 
+    @property
+    def cancelling(self) -> bool:
+        """A cancel was sent and the worker has not yet stopped the run."""
+        return bool(self.cancel_sent) and not self.finished
+
     def cancel(self) -> None:
-        """Stop for real: the worker process is terminated (the next run starts a new one)."""
+        """Ask the worker to stop this run at its next step; it keeps its models and caches.
+
+        The run ends (state "cancelled") when the worker says so; one that does not within
+        CANCEL_GRACE_SECONDS is stopped with its worker process (see :meth:`poll`).
+        """
+        if self.finished or self.cancel_sent:
+            return
+        self.cancel_sent = time.monotonic()
+        self.message = "Cancelling"
+        try:
+            self.worker.send({"request": "cancel", "id": self.request_id})
+        except WorkerError:
+            self.kill()
+
+    def kill(self) -> None:
+        """Stop at once: the worker process is terminated (the next run starts a new one)."""
         if self.finished:
             return
-        self.state = "cancelled"
-        self.error, self.error_kind = "Reconstruction cancelled.", "Cancelled"
+        self._cancelled()
         self._end()
+
+    def _cancelled(self) -> None:
+        self.state = "cancelled"
+        self.error, self.error_kind = CANCELLED, "Cancelled"
+        self.cleanup()
 
     def _end(self) -> None:
         """Stop this job's worker at once (the next run starts a new one) and leave nothing behind."""
@@ -358,7 +373,6 @@ class Job:
         else:
             self.worker.stop(graceful=False)
         self.cleanup()
-        _forget(self)
 
     def cleanup(self) -> None:
         """Remove the private temp folder (after import, on failure or cancel)."""
@@ -371,6 +385,9 @@ class Job:
         if event == "exit":
             if message.get("pid") != self.worker.pid:
                 return  # an old worker's farewell
+            if self.cancel_sent:
+                self.kill()  # gone while stopping: the run is cancelled all the same
+                return
             how = self.worker.exit_description()
             if self.ready:
                 text = (
@@ -404,19 +421,22 @@ class Job:
             self.stage = str(message.get("stage", self.stage))
             self.fraction = float(message.get("fraction", 0.0))
             self.overall = float(message.get("overall", self.overall))
-            self.message = str(message.get("message") or STAGE_LABELS.get(self.stage, ""))
-            self.messages.append((self.stage, self.message))
+            text = str(message.get("message") or stage_label(self.stage))
+            self.messages.append((self.stage, text))
+            if not self.cancel_sent:
+                self.message = text
+        elif event == "cancelled" or (self.cancel_sent and event in ("done", "error")):
+            self._cancelled()  # a result that came after the cancel is not wanted either
         elif event == "done":
             self.done = message
             self.state = "done"
             self.overall = 1.0
-            _forget(self)
         elif event == "error":
             self.error_kind = str(message.get("kind", "Error"))
             self.error = str(message.get("message") or "The reconstruction failed.")
+            self.error_event = message
             self.state = "failed"
             self.cleanup()
-            _forget(self)
 
     def _fail(self, kind: str, text: str) -> None:
         """The worker cannot finish this job: stop it (the next run starts a new one)."""
@@ -432,12 +452,18 @@ _job: Job | None = None
 last_job: Job | None = None
 
 
+def current_job() -> Job | None:
+    """The one registry of the run: sent and not yet released (it may have finished)."""
+    return _job
+
+
 def active_job() -> Job | None:
     """The reconstruction running now, if any."""
     return _job if _job is not None and not _job.finished else None
 
 
-def _forget(job: Job) -> None:
+def release(job: Job) -> None:
+    """The add-on is done with a finished job (imported or dropped its result)."""
     global _job
     if _job is job:
         _job = None
@@ -451,6 +477,7 @@ def start_job(
     name: str,
     timeout: float,
     prompt: dict | None = None,
+    request: Any = None,
 ) -> Job:
     """Send a reconstruction to the worker (started if needed); refuses a second one at once.
 
@@ -458,13 +485,16 @@ def start_job(
     saves it as :attr:`Job.picture_path`; ``image`` is then unused.
     """
     global _job, last_job
-    if active_job() is not None:
+    if _job is not None and _job.finished:
+        release(_job)  # finished and not collected: a blocking run that raised, say
+    if _job is not None:
         raise WorkerError(
             "A reconstruction is already running; wait for it to finish or cancel it first."
         )
     worker = get_worker(config)
     worker.last_activity = time.monotonic()  # an idle worker has been quiet, not hung
     job = Job(worker, image, name, settings, timeout, ready=bool(worker.info), prompt=prompt)
+    job.request = request
     job.folder = private_folder()  # removed after the run
     job.request_id = f"r{next(_ids)}"
     request: dict[str, Any] = {

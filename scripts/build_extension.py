@@ -7,16 +7,17 @@ The zip holds one folder, ``img2mesh/``, with ``blender_manifest.toml`` and
 Extensions > Install from Disk) and as a legacy add-on (older Blender: Add-ons >
 Install). ``img2mesh/core_wheel/`` holds the core (``python -m core.worker``) as a
 wheel, which the add-on's "Set up" installs with its dependencies into the
-reconstruction environment. Needs Python 3.11+ (tomllib) and nothing else.
+reconstruction environment. Needs Python 3.11+ (tomllib) and pip; the wheel is built by
+pyproject.toml's build backend (setuptools), offline where setuptools is installed.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import io
+import shutil
+import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -39,58 +40,62 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def _record_line(name: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{name},sha256={digest},{len(data)}"
-
-
 def core_files() -> list[Path]:
-    """The core package's modules (setuptools: packages = ["core"], no subpackages)."""
-    return sorted(p for p in (REPO / "core").glob("*.py"))
+    """Every module of the core package, sub-packages included (what the wheel must hold)."""
+    return sorted(p for p in (REPO / "core").rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def build_wheel() -> tuple[str, bytes]:
-    """The core as a pure-Python wheel (file name, bytes), from pyproject.toml's metadata."""
-    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    name, version = project["name"], project["version"]
-    dist_info = f"{name}-{version}.dist-info"
-    metadata = [
-        "Metadata-Version: 2.1",
-        f"Name: {name}",
-        f"Version: {version}",
-        f"Summary: {project.get('description', '')}",
-        f"Requires-Python: {project['requires-python']}",
-    ]
-    license_field = project.get("license")  # an SPDX expression (PEP 639)
-    if isinstance(license_field, str):
-        metadata[0] = "Metadata-Version: 2.4"
-        metadata.append(f"License-Expression: {license_field}")
-    metadata += [f"Requires-Dist: {dep}" for dep in project.get("dependencies", [])]
-    for extra, deps in project.get("optional-dependencies", {}).items():
-        metadata.append(f"Provides-Extra: {extra}")
-        metadata += [f'Requires-Dist: {dep}; extra == "{extra}"' for dep in deps]
-    scripts = project.get("scripts", {})
-    files: list[tuple[str, bytes]] = [(f"core/{p.name}", p.read_bytes()) for p in core_files()]
-    files += [
-        (f"{dist_info}/METADATA", ("\n".join(metadata) + "\n").encode()),
-        (
-            f"{dist_info}/WHEEL",
-            b"Wheel-Version: 1.0\nGenerator: img2mesh build_extension.py\n"
-            b"Root-Is-Purelib: true\nTag: py3-none-any\n",
-        ),
-        (f"{dist_info}/top_level.txt", b"core\n"),
-    ]
-    if scripts:
-        entry = "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in scripts.items())
-        files.append((f"{dist_info}/entry_points.txt", entry.encode()))
-    record = [_record_line(n, d) for n, d in files] + [f"{dist_info}/RECORD,,"]
-    files.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
+    """The core as a wheel (file name, bytes), built by pyproject.toml's own build backend.
 
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for n, d in files:
-            _add(zf, n, d)
-    return f"{name}-{version}-py3-none-any.whl", buffer.getvalue()
+    The sources are copied to a temp folder first, so the build leaves nothing in the
+    checkout. Where setuptools is installed the build runs without isolation, so no
+    network is needed; otherwise pip fetches the backend as usual.
+    """
+    with tempfile.TemporaryDirectory(prefix="img2mesh-wheel-") as tmp:
+        src, out = Path(tmp) / "src", Path(tmp) / "out"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, src / name)
+        shutil.copytree(
+            REPO / "core", src / "core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out)]
+        if _backend_installed():
+            command.append("--no-build-isolation")
+        done = subprocess.run(
+            [*command, str(src)], capture_output=True, text=True, cwd=tmp, check=False
+        )
+        wheels = sorted(out.glob("*.whl")) if out.is_dir() else []
+        if done.returncode != 0 or len(wheels) != 1:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
+            raise SystemExit(f"build_extension: the core's wheel could not be built ({last[0]}).")
+        return wheels[0].name, wheels[0].read_bytes()
+
+
+def _backend_installed() -> bool:
+    """setuptools >= 77 (pyproject.toml's requirement: PEP 639 licence strings) that can write wheels is installed."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        version = tuple(int(x) for x in importlib.metadata.version("setuptools").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    # setuptools writes wheels itself from 70.1; before, the "wheel" package does.
+    return version >= (77, 0) and (
+        version >= (70, 1) or importlib.util.find_spec("wheel") is not None
+    )
+
+
+def check_protocol() -> None:
+    """The add-on's copy of the shared protocol must be the core's file, byte for byte."""
+    addon_copy = (ADDON / "logic" / "protocol.py").read_bytes()
+    if addon_copy != (REPO / "core" / "protocol.py").read_bytes():
+        raise SystemExit(
+            "build_extension: img2mesh_addon/logic/protocol.py differs from core/protocol.py; "
+            "copy the core's file over."
+        )
 
 
 def check_versions() -> str:
@@ -106,18 +111,22 @@ def check_versions() -> str:
 
 
 def addon_files() -> list[Path]:
-    return sorted(p for p in ADDON.iterdir() if p.is_file() and p.suffix == ".py") + [MANIFEST]
+    """The add-on's modules, sub-packages (logic/) included, and the manifest."""
+    modules = [p for p in ADDON.rglob("*.py") if "__pycache__" not in p.parts]
+    return sorted(modules) + [MANIFEST]
 
 
 def build(out_dir: Path) -> Path:
     version = check_versions()
+    check_protocol()
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"img2mesh-{version}.zip"
     wheel_name, wheel = build_wheel()
     partial = target.with_name(target.name + ".partial")
     with zipfile.ZipFile(partial, "w") as zf:
         for path in addon_files():
-            _add(zf, f"{PACKAGE_FOLDER}/{path.name}", path.read_bytes())
+            name = path.name if path == MANIFEST else path.relative_to(ADDON).as_posix()
+            _add(zf, f"{PACKAGE_FOLDER}/{name}", path.read_bytes())
         _add(zf, f"{PACKAGE_FOLDER}/{WHEEL_FOLDER}/{wheel_name}", wheel)
     partial.replace(target)
     return target

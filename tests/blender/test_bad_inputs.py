@@ -229,12 +229,12 @@ def test_bad_input_is_one_sentence_and_leaves_nothing(
     # shell command of its own).
     assert not re.search(r"(?<![\w-])--[a-z]", re.sub(r"`[^`]*`", "", text)), text
     # What the panel shows, and nothing else: no datablock, no temp file, inputs untouched.
-    assert operators.last_outcome == operators.Outcome(text, ok=False)
+    assert operators.runner.last_outcome == operators.runner.Outcome(text, ok=False)
     assert datablocks() == before
     assert list(temp_root.iterdir()) == []
     assert sorted(os.listdir(inputs)) == listing
     job = worker_module().last_job
-    assert (job is not None and operators.error_text(job) == text) is asks_worker
+    assert (job is not None and operators.runner.error_text(job) == text) is asks_worker
     assert worker_module().current_worker() is warm  # a user error keeps the worker
 
 

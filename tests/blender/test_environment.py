@@ -170,3 +170,47 @@ def test_setup_respects_blenders_online_access(addon):
         bpy.ops.img2mesh.setup_environment()
     assert "Online access is turned off (Preferences > System > Network)" in str(error.value)
     assert not environment.setup_dir().exists()
+
+
+def test_the_preferences_never_wait_for_the_environment_check(addon, core_python, tmp_path):
+    """draw() starts the check on a thread and says "Checking…"; the answer shows once done."""
+    import time
+    from types import SimpleNamespace
+
+    from blender_helpers import RecordingLayout
+
+    from img2mesh_addon import environment, preferences
+
+    slow = tmp_path / "python"  # a Python that takes 3 s to answer
+    slow.write_text(f'#!/bin/sh\nsleep 3\nexec "{core_python}" "$@"\n')
+    slow.chmod(0o755)
+    prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
+
+    def labels() -> list[str]:
+        values = {p.identifier: getattr(prefs, p.identifier) for p in prefs.bl_rna.properties}
+        log: list = []
+        stand_in = SimpleNamespace(**values, bl_rna=prefs.bl_rna, layout=RecordingLayout(log))
+        preferences.IMG2MESH_AddonPreferences.draw(stand_in, bpy.context)
+        return [text for kind, text in log if kind == "label"]
+
+    prefs.python_path = str(slow)
+    try:
+        environment.forget_status()
+        started = time.monotonic()
+        first = labels()
+        assert time.monotonic() - started < 1.0  # the check itself takes 3 s
+        assert "Checking…" in first and environment.checking(str(slow))
+        assert bpy.app.timers.is_registered(preferences._redraw_when_checked)
+        deadline = time.monotonic() + 60
+        while environment.checking(str(slow)):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert preferences._redraw_when_checked() is None  # done: one redraw, then it stops
+        after = labels()
+        assert "Checking…" not in after
+        assert any(text.startswith("Ready: img2mesh") for text in after), after
+    finally:
+        prefs.python_path = ""
+        if bpy.app.timers.is_registered(preferences._redraw_when_checked):
+            bpy.app.timers.unregister(preferences._redraw_when_checked)
+        environment.forget_status()

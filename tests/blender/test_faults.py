@@ -76,16 +76,45 @@ def test_cancel_at_each_stage_leaves_nothing_and_the_next_run_works(
     assert folder.parent == temp_root and stat.S_IMODE(folder.stat().st_mode) == 0o700
     process = job.worker.process
     assert bpy.ops.img2mesh.cancel() == {"FINISHED"}
+    assert operators.running_job() is job and job.cancelling  # stops at its next step
+    drive(timeout=30)
 
-    wait_gone(process)
-    assert process.poll() is not None and worker_pids(data_dir) == []
-    assert operators.last_outcome.text == "Reconstruction cancelled."
+    # The worker stopped the run and stays, warm, for the next one.
+    assert job.state == "cancelled" and process.poll() is None
+    assert worker_pids(data_dir) == [process.pid]
+    assert operators.runner.last_outcome.text == "Reconstruction cancelled."
     assert datablocks() == before
     assert nothing(temp_root) == []
+    assert not bpy.ops.img2mesh.cancel.poll()
 
     monkeypatch.delenv(DELAY)
     assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
+    assert worker_module().last_job.worker.process is process
     assert nothing(temp_root) == []
+
+
+def test_a_run_that_does_not_stop_in_time_is_stopped_with_its_worker(
+    addon, photo, temp_root, data_dir, monkeypatch
+):
+    """A cancel the worker cannot honour within the grace period (a hang, a long model load)."""
+    from img2mesh_addon import operators
+
+    worker_client = worker_module()
+    worker_client.discard_worker()
+    monkeypatch.setenv(DELAY, "30")  # the worker sleeps after its first progress event
+    monkeypatch.setattr(worker_client, "CANCEL_GRACE_SECONDS", 0.5)
+    before = datablocks()
+    reconstruct(background=True, filepath=str(photo[0]), **WEIGHT_FREE)
+    drive_until(lambda job: job.messages)
+    process = operators.running_job().worker.process
+    assert bpy.ops.img2mesh.cancel() == {"FINISHED"}
+    drive(timeout=10)
+    wait_gone(process)
+    assert process.poll() is not None and worker_pids(data_dir) == []
+    assert operators.runner.last_outcome.text == "Reconstruction cancelled."
+    assert datablocks() == before and nothing(temp_root) == []
+    monkeypatch.delenv(DELAY)
+    assert reconstruct(filepath=str(photo[0]), **WEIGHT_FREE) == {"FINISHED"}
 
 
 def test_a_full_temp_disk_while_the_worker_saves_its_result(addon, photo, temp_root):

@@ -176,7 +176,7 @@ def test_background_run_matches_the_blocking_one_and_is_one_undo_step(addon, pho
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     # A fresh worker: the warm one would re-mesh this photo from its kept point cloud
     # between two timer ticks, and the progress the panel shows would not be seen.
-    operators.worker_client.shutdown()
+    worker_module().shutdown()
 
     bpy.ops.ed.undo_push(message="Before")
     assert bpy.ops.img2mesh.reconstruct("EXEC_DEFAULT", True, background=True, **options) == {
@@ -191,7 +191,9 @@ def test_background_run_matches_the_blocking_one_and_is_one_undo_step(addon, pho
     np.testing.assert_array_equal(colors(obj.data), expected[1])
     assert len(obj.data.polygons) == expected[2]
     assert bpy.context.view_layer.objects.active == obj
-    assert operators.last_outcome.ok and operators.last_outcome.text.startswith("toy.png: ")
+    assert operators.runner.last_outcome.ok and operators.runner.last_outcome.text.startswith(
+        "toy.png: "
+    )
     assert list(temp_root.iterdir()) == []
 
     undo()
@@ -273,13 +275,16 @@ def start_loading_run(photo, tiny_models, max_size: int):
     return operators.running_job()
 
 
-def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(
-    addon, photo, tiny_models, temp_root
+def test_cancel_keeps_the_warm_worker_and_leaves_the_scene_as_it_was(
+    addon, photo, tiny_models, temp_root, monkeypatch
 ):
+    """Cancel while the depth model loads: the run stops at its next step, the worker and its
+    model stay, and the next run reports no model load."""
     from img2mesh_addon import operators
 
     worker_client = worker_module()
     worker_client.discard_worker()  # a fresh worker: its model load takes seconds
+    monkeypatch.setattr(worker_client, "CANCEL_GRACE_SECONDS", 120.0)  # a slow machine's load
     bpy.context.preferences.addons["img2mesh_addon"].preferences.use_cache = False
     bpy.data.meshes.new("Existing")
     before = datablocks()
@@ -287,16 +292,30 @@ def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(
         job = start_loading_run(photo, tiny_models, 80)  # mid-run: loading the depth model
         process = job.worker.process
         assert bpy.ops.img2mesh.cancel() == {"FINISHED"}
+        drive(timeout=150)
+        assert job.state == "cancelled"
+        assert process.poll() is None and worker_client.current_worker().process is process
+        assert operators.running_job() is None and operators.tick() is None
+        assert operators.runner.last_outcome.text == "Reconstruction cancelled."
+        assert datablocks() == before
+        assert list(temp_root.iterdir()) == []
+        assert not bpy.ops.img2mesh.cancel.poll()  # Esc does its usual job again
+
+        # The same worker serves the next run with the model it loaded.
+        assert reconstruct(
+            filepath=str(photo[0]),
+            segment="KEY",
+            depth="MODEL",
+            depth_model=str(tiny_models / "tiny-glpn"),
+            mesh="GRID",
+            max_size=80,
+        ) == {"FINISHED"}
     finally:
         bpy.context.preferences.addons["img2mesh_addon"].preferences.use_cache = True
-    wait_gone(process)
-    assert process.poll() is not None  # really stopped
-    assert worker_client.current_worker() is None
-    assert operators.running_job() is None and operators.tick() is None
-    assert operators.last_outcome.text == "Reconstruction cancelled."
-    assert datablocks() == before
-    assert list(temp_root.iterdir()) == []
-    assert not bpy.ops.img2mesh.cancel.poll()  # Esc does its usual job again
+    second = worker_client.last_job
+    assert second.worker.process is process
+    depth = [m for stage, m in second.messages if stage == "depth"]
+    assert depth and not any(m.startswith("Loading ") for m in depth), depth
 
 
 def test_a_killed_worker_is_reported_and_the_next_run_works(addon, photo, tiny_models, temp_root):
@@ -308,8 +327,8 @@ def test_a_killed_worker_is_reported_and_the_next_run_works(addon, photo, tiny_m
     job = start_loading_run(photo, tiny_models, 72)
     os.kill(job.worker.pid, signal.SIGKILL)
     drive()
-    assert not operators.last_outcome.ok
-    assert operators.last_outcome.text == (
+    assert not operators.runner.last_outcome.ok
+    assert operators.runner.last_outcome.text == (
         "The reconstruction worker stopped unexpectedly (killed by SIGKILL); "
         "the next run starts a new one."
     )
@@ -340,7 +359,7 @@ def test_a_hung_worker_times_out_with_a_clear_message(addon, photo, tiny_models,
     started = time.monotonic()
     drive(timeout=30)
     assert 1.5 < time.monotonic() - started < 15
-    assert operators.last_outcome.text == (
+    assert operators.runner.last_outcome.text == (
         "The reconstruction worker gave no sign of life for 2 seconds and was stopped; "
         "try again, or raise the timeout in the add-on's preferences."
     )
@@ -429,7 +448,7 @@ def test_interactive_runs_take_the_panels_options_and_a_dropped_photo(addon, pho
 
 
 def test_the_panel_and_preferences_draw_what_exists(addon, photo):
-    from img2mesh_addon import operators, panel, preferences
+    from img2mesh_addon import environment, operators, panel, preferences
 
     def draw(cls) -> list:
         log: list = []
@@ -447,7 +466,7 @@ def test_the_panel_and_preferences_draw_what_exists(addon, photo):
     assert any(kind == "progress" for kind, _ in running)
     drive()
     after = draw(panel.IMG2MESH_PT_main)
-    assert ("label", operators.last_outcome.text) in after
+    assert ("label", operators.runner.last_outcome.text) in after
 
     # AddonPreferences.layout cannot be replaced: draw a stand-in holding the real values.
     prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
@@ -455,5 +474,11 @@ def test_the_panel_and_preferences_draw_what_exists(addon, photo):
     log: list = []
     stand_in = SimpleNamespace(**values, bl_rna=prefs.bl_rna, layout=RecordingLayout(log))
     preferences.IMG2MESH_AddonPreferences.draw(stand_in, bpy.context)
+    if ("label", "Checking…") in log:  # the check runs on a thread: draw again once done
+        deadline = time.monotonic() + 60
+        while environment.checking() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log.clear()
+        preferences.IMG2MESH_AddonPreferences.draw(stand_in, bpy.context)
     assert ("operator", "img2mesh.setup_environment") in log
     assert any(kind == "label" and text.startswith("Ready: img2mesh") for kind, text in log)

@@ -17,9 +17,10 @@ from PIL import Image
 from core import export
 from core.camera import fov_from_35mm, intrinsics_from_fov
 from core.errors import InputError, OutputError
-from core.export import linear_to_srgb, read_mesh, srgb_to_linear, write_mesh
+from core.export import linear_to_srgb, read_mesh, write_mesh
 from core.mesh import Camera, Mesh
 from core.preview import simplify_for_preview, write_preview
+from core.protocol import srgb_to_linear
 
 FORMATS = (".ply", ".obj", ".glb")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -13,11 +13,11 @@ from PIL import Image
 
 from core.cli import main
 from core.errors import Cancelled, MissingExtraError, ModelUnavailableError
+from core.protocol import prompt_slug
 from core.text2image import (
     NEGATIVE_PROMPT,
     TEXT_EXTRA_MESSAGE,
     TextToImage,
-    prompt_slug,
     wrap_prompt,
 )
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.worker import PROTOCOL
+from core.protocol import ERROR_CODES, PROTOCOL
+from core.worker import PROGRESS_DELAY_VAR
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = REPO / "examples" / "toy.jpg"
@@ -80,7 +81,7 @@ def worker(tmp_path):
 def test_ready_then_reconstruct_writes_the_documented_result(worker, tmp_path):
     ready = worker.event()
     assert ready["event"] == "ready" and ready["id"] is None
-    assert ready["protocol"] == PROTOCOL == 1
+    assert ready["protocol"] == PROTOCOL == 2
     assert ready["pid"] == worker.proc.pid and ready["loaded_models"] == []
 
     worker.send(request="ping", id=7)
@@ -197,6 +198,9 @@ def test_offline_worker_reports_a_missing_model_instead_of_downloading(tmp_path)
         error = w.until({"done", "error"})[-1]
         assert error["kind"] == "ModelUnavailableError", error
         assert "u2net" in error["message"]
+        # The fields the add-on words its own advice from (not the CLI's --flags).
+        assert error["code"] == "rembg_model_unavailable" and error["field"] == "rembg_model"
+        assert error["details"]["model"] == "u2net" and error["details"]["reason"]
         assert not list(Path(os.environ["IMG2MESH_HOME"]).rglob("*.onnx"))
     finally:
         w.close()
@@ -250,4 +254,110 @@ def test_a_prompt_request_generates_saves_and_reconstructs(worker, tmp_path):
         error = worker.event()
         assert (error["kind"], error["message"]) == ("OptionError", message), error
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "x.npz").exists()
+    assert worker.close() == 0
+
+
+def _stage_events(events: list[dict], stage: str) -> list[str]:
+    return [e["message"] for e in events if e["event"] == "progress" and e["stage"] == stage]
+
+
+def test_cancel_stops_the_run_and_the_warm_worker_serves_the_next_without_reloading(
+    tmp_path, tiny_glpn
+):
+    """A cancel stops the pipeline at its next step; the process, its models and caches stay."""
+    w = Worker(env={PROGRESS_DELAY_VAR: "0.3"}, cwd=tmp_path)
+    try:
+        assert w.event()["event"] == "ready"
+        settings = {
+            "segment": "key",
+            "depth": "model",
+            "model_dir": str(tiny_glpn),
+            "mesh": "grid",
+            "max_size": 96,
+        }
+        first = tmp_path / "first.npz"
+        w.send(request="reconstruct", id="r1", image=str(TOY), output=str(first), settings=settings)
+        events = []
+        while not (events and events[-1].get("stage") == "pointcloud"):
+            events.append(w.event())
+            assert events[-1]["event"] == "progress", events[-1]
+        assert any(m.startswith("Loading ") for m in _stage_events(events, "depth"))
+        w.send(request="cancel", id="r1")  # while the worker waits after a progress event
+        end = w.until({"done", "error", "cancelled"})
+        assert end[-1] == {"event": "cancelled", "id": "r1", "message": "Reconstruction cancelled."}
+        assert [e["stage"] for e in end[:-1]] in ([], ["pointcloud"])  # stopped at the next step
+        assert not first.exists() and not list(tmp_path.glob("*.partial"))
+
+        # Still the same process, with its model loaded.
+        assert w.proc.poll() is None
+        w.send(request="ping", id="p")
+        ready = w.event()
+        assert ready["event"] == "ready" and ready["pid"] == w.proc.pid
+        assert len(ready["loaded_models"]) == 1
+
+        # A late cancel (its run is over) and one for no run are ignored without a word.
+        w.send(request="cancel", id="r1")
+        w.send(request="cancel")
+        second = tmp_path / "second.npz"
+        w.send(
+            request="reconstruct", id="r2", image=str(TOY), output=str(second), settings=settings
+        )
+        events = w.until({"done", "error", "cancelled"})
+        assert events[-1]["event"] == "done", events[-1]
+        assert {e["id"] for e in events} == {"r2"}
+        depth = _stage_events(events, "depth")
+        assert depth and not any(m.startswith("Loading ") for m in depth), depth
+        assert events[-1]["report"]["cache"]["depth"] is True  # the cancelled run's depth
+        assert second.is_file()
+    finally:
+        assert w.close() == 0
+
+
+def test_a_cancel_sent_before_its_run_starts_stops_it_at_once(worker, tmp_path):
+    worker.event()
+    out = tmp_path / "r.npz"
+    worker.send(request="reconstruct", id=1, image=str(TOY), output=str(out), settings=WEIGHT_FREE)
+    worker.send(request="cancel", id=1)
+    worker.send(request="reconstruct", id=2, image=str(TOY), output=str(out), settings=WEIGHT_FREE)
+    first = worker.until({"done", "error", "cancelled"})[-1]
+    # The cancel is read while run 1 goes; it can only end as cancelled (or done if it won).
+    assert first["id"] == 1 and first["event"] in ("cancelled", "done")
+    second = worker.until({"done", "error", "cancelled"})[-1]
+    assert second["id"] == 2 and second["event"] == "done"  # a cancel stops only its own run
+    assert worker.close() == 0
+
+
+def test_shutdown_during_a_run_stops_it_and_exits(tmp_path):
+    w = Worker(env={PROGRESS_DELAY_VAR: "2"}, cwd=tmp_path)
+    w.event()
+    w.send(
+        request="reconstruct",
+        id=1,
+        image=str(TOY),
+        output=str(tmp_path / "r.npz"),
+        settings=WEIGHT_FREE,
+    )
+    assert w.event()["event"] == "progress"
+    w.send(request="shutdown")
+    assert w.until({"cancelled", "done", "error"})[-1]["event"] == "cancelled"
+    assert w.proc.wait(30) == 0
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_a_user_error_carries_a_code_the_add_on_words_itself(worker, tmp_path):
+    """A plain-backdrop mask that finds nothing: the event says which setting is at fault."""
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(plain)
+    worker.event()
+    worker.send(
+        request="reconstruct",
+        id=1,
+        image=str(plain),
+        output=str(tmp_path / "r.npz"),
+        settings=WEIGHT_FREE,
+    )
+    error = worker.until({"done", "error"})[-1]
+    assert error["kind"] == "InputError", error
+    assert error["code"] == "key_found_nothing" and error["code"] in ERROR_CODES
+    assert error["field"] == "segment" and "--segment key" in error["message"]
     assert worker.close() == 0
