@@ -29,7 +29,8 @@ def test_the_protocol_module_needs_only_the_standard_library():
         "third = {m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'__main__'}\n"
         "assert not third, third\n"
     )
-    run = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    # -S: no site-packages, so no .pth hooks (an editable install's finder) count as imports
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
 
 
