@@ -18,6 +18,7 @@ run() {
   return 0
 }
 run "core (.venv)" .venv/bin/python -m pytest tests/core "$@"
+run "add-on logic without Blender (.venv)" .venv/bin/python -m pytest tests/addon_pure "$@"
 run "Blender add-on (bpy 4.5, Python 3.11, .venv-blender)" .venv-blender/bin/python -m pytest tests/blender "$@"
 # Blender 4.2, the oldest the extension declares (blender_manifest.toml): install, import, a round trip.
 run "Blender add-on smoke (bpy 4.2, Python 3.11, .venv-bpy42)" .venv-bpy42/bin/python -m pytest \
