@@ -26,6 +26,8 @@ class Photo:
     exif_fov_deg: field of view across the longer side from the EXIF focal length, or None.
     original_size: (width, height) of the file before resizing.
     digest: SHA-256 of the file's bytes (or of the array for in-memory images), for caching.
+    full: the in-memory image at its original size when it was made smaller (a file's
+    original is read again from ``path`` when needed: see :func:`load_original`).
     """
 
     rgb: np.ndarray
@@ -34,6 +36,7 @@ class Photo:
     original_size: tuple[int, int]
     digest: str
     path: Path | None = None
+    full: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -106,6 +109,31 @@ def load_image(path: str | Path, max_size: int = 640) -> Photo:
     return Photo(rgb, mask, exif_fov, original_size, hashlib.sha256(data).hexdigest(), path)
 
 
+def load_original(photo: Photo) -> np.ndarray | None:
+    """``photo`` at its original size, upright, (H, W, 3) uint8; None when the working
+    image already is that size or the file has changed or gone since it was loaded."""
+    if photo.full is not None:
+        return photo.full
+    if photo.size == tuple(photo.original_size) or photo.path is None:
+        return None
+    from PIL import Image, ImageOps
+
+    try:
+        data = Path(photo.path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != photo.digest:
+            return None
+        import io
+
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            rgb, _ = _to_rgb_alpha(ImageOps.exif_transpose(img))
+    except (OSError, ValueError, SyntaxError):
+        return None
+    if (rgb.shape[1], rgb.shape[0]) != tuple(photo.original_size):
+        return None
+    return rgb
+
+
 def _check_header_size(data: bytes, name: str) -> None:
     """Refuse huge images from the PNG header alone: Pillow's own bomb check has no size in its message."""
     import struct
@@ -139,8 +167,17 @@ def photo_from_array(
     digest = hashlib.sha256(
         rgb8.tobytes() + (b"" if alpha is None else np.asarray(alpha).tobytes())
     ).hexdigest()
+    full = rgb8
     rgb8, a = _resize(rgb8, None if alpha is None else np.asarray(alpha, dtype=np.uint8), max_size)
-    return Photo(rgb8, _meaningful_alpha(a, "image"), None, (w, h), digest, None)
+    return Photo(
+        rgb8,
+        _meaningful_alpha(a, "image"),
+        None,
+        (w, h),
+        digest,
+        None,
+        full if full.shape != rgb8.shape else None,
+    )
 
 
 def _to_rgb_alpha(img) -> tuple[np.ndarray, np.ndarray | None]:
