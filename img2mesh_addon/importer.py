@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 COLOR_ATTRIBUTE = "Color"
 #: Base name of the material that shows that attribute (Blender adds .001, ... on clashes).
 MATERIAL_NAME = "Img2Mesh Vertex Colour"
+#: Name of the UV map that places the photo texture, and of the texture's material.
+UV_MAP = "UVMap"
+TEXTURE_MATERIAL_NAME = "Img2Mesh Photo Texture"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Highest result-file layout this importer understands (docs/result-format.md).
 RESULT_FORMAT_VERSION = 1
 #: The camera's sensor is 36 mm across the photo's longer side, so the lens reads as a
@@ -120,6 +124,7 @@ def import_result(
     *,
     name: str,
     create_camera: bool = True,
+    texture: bool = True,
 ) -> tuple[bpy.types.Object, bpy.types.Object | None]:
     """Import a worker result (the dict of arrays from its ``.npz`` file) into the scene.
 
@@ -134,6 +139,8 @@ def import_result(
     - ``camera_location`` float64 (3,), ``camera_rotation`` float64 (3,): Blender
       location and XYZ Euler rotation (radians) of the photo's camera, normally (pi/2, 0, 0)
     - ``image_path`` optional str (0-d array): absolute path of the photo, or ""
+    - ``texture_uv`` optional float32 (M, 3, 2), ``texture_png`` optional uint8 (K,): the
+      photo texture (see :func:`add_texture`); used unless ``texture`` is False
     - ``format_version`` optional int (0-d array), 1
 
     Adds the mesh object (active, the only selection) and, with ``create_camera``, the
@@ -156,6 +163,8 @@ def import_result(
             collection,
             created,
         )
+        if texture and parsed.get("texture_png") is not None:
+            _add_texture(obj, parsed["texture_uv"], parsed["texture_png"], created)
         if create_camera:
             image = _try_load_image(parsed["image_path"], created)
             clip = _clip_range(parsed["vertices"], parsed["camera_location"])
@@ -179,6 +188,73 @@ def import_result(
     return obj, cam
 
 
+def add_texture(obj: bpy.types.Object, uv, png: bytes) -> bpy.types.Image:
+    """Give ``obj`` (made by :func:`import_mesh` or :func:`import_result`) the photo texture.
+
+    uv: (M, 3, 2) float, one row per face corner in the order of the mesh's faces, (0, 0)
+    the image's top-left corner and v downwards (glTF's convention, as the core writes
+    it); png: the texture as PNG bytes. Adds the UV map ``UVMap`` and an Image Texture
+    node feeding the Principled BSDF's Base Color; the colour attribute and its node stay
+    (unlinked), so switching back is one link. The image is packed into the .blend: it
+    is made by the reconstruction, not a file of the user's, and a packed image travels
+    with the .blend (saved beside it, it would be lost when only the .blend is copied,
+    and a .blend not yet saved has no "beside"). All or nothing, like the import.
+    """
+    uv_arr, data = _texture_arrays(uv, png, len(obj.data.polygons))
+    created: list[bpy.types.ID] = []
+    try:
+        return _add_texture(obj, uv_arr, data, created)
+    except BaseException:
+        _remove(created)
+        raise
+
+
+def _add_texture(obj, uv: np.ndarray, png: bytes, created) -> bpy.types.Image:
+    mesh = obj.data
+    image = bpy.data.images.new(f"{obj.name} Texture", 1, 1)
+    created.append(image)
+    image.pack(data=png, data_len=len(png))
+    image.source = "FILE"
+    image.filepath_raw = f"//{bpy.path.clean_name(obj.name)}.texture.png"
+    image.colorspace_settings.name = "sRGB"
+    if tuple(image.size) == (0, 0):
+        raise ResultError("The result's texture is not a readable PNG image.")
+    layer = mesh.uv_layers.new(name=UV_MAP)
+    if layer is None:
+        raise ResultError("The mesh cannot take another UV map.")
+    flat = np.empty((len(uv) * 3, 2), np.float32)
+    flat[:, 0] = uv[:, :, 0].ravel()
+    flat[:, 1] = 1.0 - uv[:, :, 1].ravel()  # Blender's v runs upwards
+    layer.data.foreach_set("uv", flat.ravel())
+    mesh.uv_layers.active = layer
+    material = mesh.materials[0] if len(mesh.materials) else None
+    if material is None:
+        material = bpy.data.materials.new(TEXTURE_MATERIAL_NAME)
+        created.append(material)
+        material.use_nodes = True
+        mesh.materials.append(material)
+    else:
+        material.name = TEXTURE_MATERIAL_NAME
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    bsdf = next((node for node in nodes if node.type == "BSDF_PRINCIPLED"), None)
+    if bsdf is None:
+        bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+    node = nodes.new("ShaderNodeTexImage")
+    node.image = image
+    node.interpolation = "Linear"
+    node.extension = "EXTEND"  # the atlas does not repeat
+    node.location = (bsdf.location.x - 320.0, bsdf.location.y + 200.0)
+    uv_node = nodes.new("ShaderNodeUVMap")
+    uv_node.uv_map = layer.name
+    uv_node.location = (node.location.x - 220.0, node.location.y - 60.0)
+    links.new(uv_node.outputs["UV"], node.inputs["Vector"])
+    for link in list(bsdf.inputs["Base Color"].links):
+        links.remove(link)
+    links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    nodes.active = node  # Solid view's "Texture" colour shows the active image node
+    return image
+
+
 def load_result(path: str) -> dict:
     """Read a worker's result ``.npz`` file into a dict of numpy arrays (no pickles)."""
     try:
@@ -191,6 +267,21 @@ def load_result(path: str) -> dict:
 
 
 # ----------------------------------------------------------------------- input checks
+
+
+def _texture_arrays(uv, png, n_faces: int) -> tuple[np.ndarray, bytes]:
+    uv_arr = np.asarray(uv)
+    if uv_arr.shape != (n_faces, 3, 2) or not np.issubdtype(uv_arr.dtype, np.number):
+        raise ResultError(
+            f"texture_uv must be one (u, v) per face corner, ({n_faces}, 3, 2), not {uv_arr.shape}."
+        )
+    uv_arr = uv_arr.astype(np.float32)
+    if not np.isfinite(uv_arr).all():
+        raise ResultError("texture_uv holds NaN or infinite values.")
+    data = png if isinstance(png, bytes) else np.asarray(png, dtype=np.uint8).tobytes()
+    if not data.startswith(_PNG_MAGIC):
+        raise ResultError("texture_png must be the bytes of a PNG image.")
+    return uv_arr, data
 
 
 def _mesh_arrays(vertices, faces, colors, normals):
@@ -333,6 +424,12 @@ def _parse_result(result, *, need_camera: bool) -> dict:
         result["vertices"], result["faces"], result["colors"], result.get("normals")
     )
     parsed = {"vertices": verts, "faces": tris, "colors": cols, "normals": nrm}
+    if "texture_png" in result or "texture_uv" in result:
+        if "texture_png" not in result or "texture_uv" not in result:
+            raise ResultError("A result with a texture needs both texture_uv and texture_png.")
+        parsed["texture_uv"], parsed["texture_png"] = _texture_arrays(
+            result["texture_uv"], result["texture_png"], len(tris)
+        )
     if need_camera:
         parsed["intrinsics"] = _parse_intrinsics(result["intrinsics"])
         parsed["camera_location"] = _vector3(result["camera_location"], "camera_location")

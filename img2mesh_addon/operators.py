@@ -92,6 +92,7 @@ def settings_dict(options: dict[str, Any], prefs: Any) -> dict[str, Any]:
         "open": bool(options["trim"]),
         "smooth": int(options["smooth"]),
         "cache": bool(prefs.use_cache),
+        "texture": not bool(options.get("vertex_colors_only", False)),
     }
     rembg = (options.get("rembg_model") or prefs.rembg_model or "").strip()
     if rembg:

@@ -85,10 +85,12 @@ def test_reconstruct_gives_the_photo_coloured_mesh_and_its_camera(
         np.rint(colors(mesh)[samples] * 255).astype(int), rgb[r, c].astype(int)
     )
 
-    # The material shows that attribute; faces are smooth.
-    bsdf = next(n for n in obj.active_material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-    link = bsdf.inputs["Base Color"].links[0]
-    assert (link.from_node.type, link.from_node.layer_name) == ("VERTEX_COLOR", "Color")
+    # The material shows the photo texture (tests/blender/test_texture.py), the colour
+    # attribute's node still in its tree; faces are smooth.
+    nodes = obj.active_material.node_tree.nodes
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    assert bsdf.inputs["Base Color"].links[0].from_node.type == "TEX_IMAGE"
+    assert [n.layer_name for n in nodes if n.type == "VERTEX_COLOR"] == ["Color"]
     smooth = np.zeros(len(mesh.polygons), dtype=bool)
     mesh.polygons.foreach_get("use_smooth", smooth)
     assert smooth.all()
