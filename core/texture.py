@@ -174,6 +174,9 @@ def bake_texture(
         corner = _hidden_corner_colors(mesh_cam, faces, seen, photo, tx, ty)
         uv[~seen] = _fill_cells(image, corner, _cells_top(photo_h), cell)
 
+    filled = _sampled_filled(
+        uv, (width, height), (photo_w, photo_h), _cells_top(photo_h), cell, n_hidden
+    )
     area = _face_areas(v, faces)
     total_area = float(area.sum()) or 1.0
     photo_texels = photo_w * photo_h
@@ -186,6 +189,7 @@ def bake_texture(
         "crop": [int(cx0), int(cy0), int(crop_w), int(crop_h)],
         "photo_scale": round(float(scale), 4),
         "hidden_cell_px": int(cell),
+        "sampled_texels_filled": filled,
         "max_size": size,
     }
     return Texture(image, uv, seen, info)
@@ -381,6 +385,35 @@ def _fill_cells(image: np.ndarray, corner: np.ndarray, top: int, cell: int) -> n
     uv[..., 0] /= width
     uv[..., 1] /= height
     return uv
+
+
+def _sampled_filled(uv, size, photo_size, top, cell, n_hidden) -> float:
+    """Share of the texels that bilinear sampling inside the faces touches which were
+    written (photo region or a face's cell): a self-check, 1.0 unless something is wrong.
+
+    Each face is probed at its centre and at points 10% in from its corners."""
+    if len(uv) == 0:
+        return 1.0
+    width, height = size
+    written = np.zeros((height, width), bool)
+    written[: photo_size[1], : photo_size[0]] = True
+    if n_hidden:
+        per_row = width // cell
+        rows = math.ceil(n_hidden / per_row)
+        written[top : top + (rows - 1) * cell] = True
+        last = n_hidden - (rows - 1) * per_row
+        written[top + (rows - 1) * cell : top + rows * cell, : last * cell] = True
+    centre = uv.mean(axis=1, keepdims=True)
+    probes = np.concatenate([centre, 0.9 * uv + 0.1 * centre], axis=1).reshape(-1, 2)
+    x = probes[:, 0] * width - 0.5
+    y = probes[:, 1] * height - 0.5
+    ok = np.ones(len(probes), bool)
+    for xx in (np.floor(x), np.ceil(x)):
+        for yy in (np.floor(y), np.ceil(y)):
+            xi = np.clip(xx.astype(np.int64), 0, width - 1)
+            yi = np.clip(yy.astype(np.int64), 0, height - 1)
+            ok &= written[yi, xi]
+    return round(float(ok.mean()), 6)
 
 
 def _face_areas(v: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -71,6 +71,7 @@ def test_seen_texels_are_the_full_size_photo(textured, big_toy):
     tex = result.texture
     assert result.photo.size == (320, 240)
     assert tex.info["source_size"] == [1280, 960]
+    assert tex.info["sampled_texels_filled"] == 1.0
     assert tex.info["photo_scale"] == 1.0  # the object's crop of a 1280-px photo fits in 2048
     faces, u, v = _inner_seen_faces(result, scene)
     assert len(faces) > 1000
@@ -161,6 +162,7 @@ def test_small_texture_size_scales_the_photo_down(big_toy):
     )
     tex = result.texture
     assert max(tex.size) <= 256
+    assert tex.info["sampled_texels_filled"] == 1.0
     assert tex.info["photo_scale"] < 1.0
     assert (tex.uv >= 0).all() and (tex.uv <= 1).all()
 
