@@ -102,36 +102,42 @@ def load_image(path: str | Path, max_size: int = 640) -> Photo:
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"The image '{name}' is damaged or truncated ({exc}).") from None
 
-    original_size = img.size
+    # The file's own size, upright: img.size may be a JPEG draft's reduced one.
+    turned = img.size[0] != img.size[1] and (img.size[0] > img.size[1]) != (w0 > h0)
+    original_size = (h0, w0) if turned else (w0, h0)
     rgb, alpha = _to_rgb_alpha(img)
     rgb, alpha = _resize(rgb, alpha, max_size)
     mask = _meaningful_alpha(alpha, name)
     return Photo(rgb, mask, exif_fov, original_size, hashlib.sha256(data).hexdigest(), path)
 
 
-def load_original(photo: Photo) -> np.ndarray | None:
-    """``photo`` at its original size, upright, (H, W, 3) uint8; None when the working
-    image already is that size or the file has changed or gone since it was loaded."""
-    if photo.full is not None:
-        return photo.full
-    if photo.size == tuple(photo.original_size) or photo.path is None:
-        return None
+def load_original(photo: Photo):
+    """``photo`` at its original size, upright, as an RGB Pillow image (cropping and scaling
+    it in Pillow avoids copying 12 MP through numpy); None when the working image already
+    is that size or the file has changed or gone since it was loaded."""
     from PIL import Image, ImageOps
 
+    if photo.full is not None:
+        return Image.fromarray(np.ascontiguousarray(photo.full[:, :, :3]))
+    if photo.size == tuple(photo.original_size) or photo.path is None:
+        return None
     try:
         data = Path(photo.path).read_bytes()
         if hashlib.sha256(data).hexdigest() != photo.digest:
             return None
         import io
 
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb, _ = _to_rgb_alpha(ImageOps.exif_transpose(img))
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        if img.getexif().get(0x0112, 1) not in (None, 1):  # only then is a copy needed
+            img = ImageOps.exif_transpose(img)
+        if img.mode != "RGB":
+            img = Image.fromarray(_to_rgb_alpha(img)[0])
     except (OSError, ValueError, SyntaxError):
         return None
-    if (rgb.shape[1], rgb.shape[0]) != tuple(photo.original_size):
+    if img.size != tuple(photo.original_size):
         return None
-    return rgb
+    return img
 
 
 def _check_header_size(data: bytes, name: str) -> None:

@@ -120,9 +120,9 @@ class Pipeline:
         # the Poisson surfaces solved from it: a re-mesh of a recent photo with
         # new mesh settings starts from them instead of back-projecting and solving again.
         self._clouds: OrderedDict[bytes, tuple[object, dict]] = OrderedDict()
-        # The last photo at full size (digest, pixels): a re-mesh re-bakes its texture
-        # without decoding a 12-MP file again.
-        self._original: tuple[str, np.ndarray | None] | None = None
+        # The last photo at full size (digest, Pillow image): a re-mesh re-bakes its
+        # texture without decoding a 12-MP file again.
+        self._original: tuple[str, object] | None = None
 
     # -- models -------------------------------------------------------------------------
     def depth_estimator(self, settings: Settings):

@@ -108,21 +108,30 @@ def bake_texture(
     working_rgb: np.ndarray,
     mask: np.ndarray,
     intrinsics: Intrinsics,
-    original_rgb: np.ndarray | None = None,
+    original=None,
     *,
     size: int = DEFAULT_TEXTURE_SIZE,
 ) -> Texture:
     """The texture of ``mesh_cam`` (a :class:`core.mesh.Mesh` in the OpenCV camera frame).
 
     ``working_rgb``, ``mask`` and ``intrinsics`` are the run's working image, its
-    foreground mask and camera; ``original_rgb`` the same photo at full resolution
-    (None: the working image is all there is). ``size`` caps the longer side.
+    foreground mask and camera; ``original`` the same photo at full resolution, an RGB
+    Pillow image or (H, W, 3) array (None: the working image is all there is). ``size``
+    caps the longer side.
     """
+    from PIL import Image
+
     size = int(size)
-    working_rgb = np.asarray(working_rgb)[..., :3]
+    working_rgb = np.ascontiguousarray(np.asarray(working_rgb)[..., :3])
     h_w, w_w = working_rgb.shape[:2]
-    full = working_rgb if original_rgb is None else np.asarray(original_rgb)[..., :3]
-    h_o, w_o = full.shape[:2]
+    if original is None:
+        original = working_rgb
+    full = (
+        original
+        if isinstance(original, Image.Image)
+        else Image.fromarray(np.ascontiguousarray(np.asarray(original)[..., :3]))
+    )
+    w_o, h_o = full.size
     K = intrinsics.scaled(w_o, h_o) if (w_o, h_o) != (w_w, h_w) else intrinsics
     v = mesh_cam.vertices.astype(np.float64)
     faces = mesh_cam.faces.astype(np.int64)
@@ -294,12 +303,13 @@ def _photo_region(full, working_rgb, mask, box, out_size) -> np.ndarray:
     from scipy import ndimage
 
     cx0, cy0, cx1, cy1 = box
-    h_o, w_o = full.shape[:2]
+    w_o, h_o = full.size
     h_w, w_w = working_rgb.shape[:2]
-    crop = np.ascontiguousarray(full[cy0:cy1, cx0:cx1])
-    if (crop.shape[1], crop.shape[0]) != tuple(out_size):
+    if (cx1 - cx0, cy1 - cy0) == tuple(out_size):
+        crop = np.asarray(full.crop(box))
+    else:  # crop and scale in one pass, averaging whole pixel blocks first when much smaller
         crop = np.asarray(
-            Image.fromarray(crop).resize(out_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+            full.resize(out_size, Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
         )
     if mask.all() or not mask.any():
         return crop
@@ -337,15 +347,18 @@ def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     x = np.clip(np.nan_to_num(x), 0, w - 1)
     y = np.clip(np.nan_to_num(y), 0, h - 1)
-    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2) if w > 1 else np.zeros(len(x), np.int64)
-    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2) if h > 1 else np.zeros(len(y), np.int64)
-    fx = (x - x0)[:, None] if w > 1 else np.zeros((len(x), 1))
-    fy = (y - y0)[:, None] if h > 1 else np.zeros((len(y), 1))
+    x0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
+    fx = (x - x0)[:, None]
+    fy = (y - y0)[:, None]
     x1 = np.minimum(x0 + 1, w - 1)
     y1 = np.minimum(y0 + 1, h - 1)
-    img = image.astype(np.float64)
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+
+    def tap(r, c):  # gather first: converting the whole image to float would cost more
+        return image[r, c].astype(np.float64)
+
+    top = tap(y0, x0) * (1 - fx) + tap(y0, x1) * fx
+    bottom = tap(y1, x0) * (1 - fx) + tap(y1, x1) * fx
     return top * (1 - fy) + bottom * fy
 
 
@@ -408,11 +421,13 @@ def _sampled_filled(uv, size, photo_size, top, cell, n_hidden) -> float:
     x = probes[:, 0] * width - 0.5
     y = probes[:, 1] * height - 0.5
     ok = np.ones(len(probes), bool)
-    for xx in (np.floor(x), np.ceil(x)):
-        for yy in (np.floor(y), np.ceil(y)):
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = x - x0, y - y0
+    for xx, wx in ((x0, 1 - fx), (x0 + 1, fx)):
+        for yy, wy in ((y0, 1 - fy), (y0 + 1, fy)):
             xi = np.clip(xx.astype(np.int64), 0, width - 1)
             yi = np.clip(yy.astype(np.int64), 0, height - 1)
-            ok &= written[yi, xi]
+            ok &= written[yi, xi] | (wx * wy < 1e-4)  # a tap without weight reads nothing
     return round(float(ok.mean()), 6)
 
 

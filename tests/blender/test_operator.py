@@ -231,14 +231,18 @@ def test_an_image_open_in_blender_packed_or_not(addon, photo, temp_root):
     assert reconstruct(image=image.name, **WEIGHT_FREE) == {"FINISHED"}
     cam = bpy.data.objects["toy Camera"]
     assert cam.data.background_images[0].image == image
-    assert len(bpy.data.images) == 1
+    # the photo is not loaded twice (the other image is the mesh's texture)
+    assert [i for i in bpy.data.images if i != image] == [bpy.data.images["toy Texture"]]
 
     image.pack()
     image.filepath = "//gone/elsewhere.png"  # only the packed pixels are left
     assert reconstruct(image=image.name, **WEIGHT_FREE) == {"FINISHED"}
     assert bpy.data.objects["toy.001"].type == "MESH"
     assert bpy.data.objects["toy.001 Camera"].data.background_images[0].image == image
-    assert len(bpy.data.images) == 1
+    assert sorted(i.name for i in bpy.data.images if i != image) == [
+        "toy Texture",
+        "toy.001 Texture",
+    ]
     assert list(temp_root.iterdir()) == []
 
 
