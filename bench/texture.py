@@ -151,8 +151,8 @@ def real_cases(work: Path) -> list[dict]:
             rgb = np.asarray(Image.open(path).convert("RGB"))
             Image.fromarray(np.dstack([rgb, isnet_alpha(path)])).save(cut)
             result = pipeline.run(cut, settings)
-        full = load_original(result.photo)
-        full = result.photo.rgb if full is None else full
+        original = load_original(result.photo)
+        full = result.photo.rgb if original is None else np.asarray(original)
         mask = _full_mask(result, (full.shape[1], full.shape[0]))
         row = {
             "case": path.name,
