@@ -151,6 +151,13 @@ def test_remesh_bakes_the_texture_again_without_the_networks(textured, big_toy):
     assert thicker.texture.uv.shape == (thicker.mesh.n_faces, 3, 2)
     assert thicker.texture.info["source_size"] == [1280, 960]
     assert "texture" in thicker.timings
+    for change in ({"open": True}, {"mesh": "grid"}):
+        other = pipeline.run(rgba, settings.replace(**change))
+        assert other.info["cache"]["pointcloud"] is True
+        tex = other.texture
+        assert tex.uv.shape == (other.mesh.n_faces, 3, 2), change
+        assert tex.info["sampled_texels_filled"] == 1.0, change
+        assert tex.info["seen_area_share"] > 0.3, change
     plain = pipeline.run(rgba, settings.replace(texture=False))
     assert plain.texture is None and plain.report()["texture"] is None
 
