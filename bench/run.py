@@ -49,7 +49,24 @@ def main(argv=None) -> int:
     parser.add_argument("--models", type=Path, help="model folder (default: bench/.models)")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--no-blender", action="store_true", help="skip the Blender import timing")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--only",
+        choices=["texture"],
+        help="run one section on its own: texture = colour fidelity and cost of the photo "
+        "texture (bench/texture.py; writes docs/texture-benchmark.md)",
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.only == "texture":
+        from bench import texture
+
+        forward = [f"--repeat={args.repeat}"] if args.repeat else []
+        if args.out != ROOT / "docs" / "benchmarks.md":
+            forward.append(f"--out={args.out}")
+        if args.json:
+            forward.append(f"--json={args.json}")
+        return texture.main(forward + rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     from bench import models as bench_models
 

@@ -225,6 +225,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--no-cache", action="store_true", help="do not read or write the mask and depth cache"
     )
+
+    g = p.add_argument_group("texture")
+    g.add_argument(
+        "--texture",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give .glb and .obj a UV texture from the full-size photo (default); .obj then "
+        "comes with NAME.mtl and NAME.texture.png; --no-texture: vertex colours only",
+    )
+    g.add_argument(
+        "--texture-size",
+        type=int,
+        default=Settings.texture_size,
+        metavar="PX",
+        help=f"longest side of the texture (default: {Settings.texture_size})",
+    )
     return p
 
 
@@ -252,6 +268,8 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
         target_faces=a.target_faces,
         smooth=a.smooth,
         cache=not a.no_cache,
+        texture=a.texture,
+        texture_size=a.texture_size,
     )
 
 
@@ -312,6 +330,16 @@ def plan_outputs(images: list[Path], a: argparse.Namespace, batch: bool) -> list
 
 def preview_path(mesh_path: Path) -> Path:
     return mesh_path.with_name(mesh_path.stem + ".preview.png")
+
+
+def with_companions(targets: list[Path], a: argparse.Namespace) -> list[Path]:
+    """The mesh paths and the files a textured OBJ brings along (.mtl, .texture.png)."""
+    from .export import companion_files
+
+    out: list[Path] = []
+    for target in targets:
+        out += [target, *companion_files(target, a.texture)]
+    return out
 
 
 def check_writable(paths: list[Path], overwrite: bool) -> None:
@@ -387,12 +415,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_outputs(result, target: Path, a: argparse.Namespace) -> list[str]:
     """The mesh and its preview, all or nothing: a failed preview removes the mesh again."""
-    from .export import write_mesh
+    from .export import companion_files, write_mesh
     from .preview import write_preview
 
     written: list[Path] = []
     try:
         written.append(write_mesh(result.mesh, target, overwrite=a.overwrite))
+        written += companion_files(target, result.texture is not None)
         if not a.no_preview:
             preview = preview_path(target)
             written.append(
@@ -415,7 +444,7 @@ def _run(a: argparse.Namespace) -> int:
     batch = len(images) > 1 or any(Path(i).is_dir() for i in a.inputs)
     targets = plan_outputs(images, a, batch)
     report_path = Path(a.report) if a.report else None
-    planned = list(targets)
+    planned = with_companions(targets, a)
     if not a.no_preview:
         planned += [preview_path(t) for t in targets]
     if report_path:
@@ -476,14 +505,14 @@ def _run_prompt(a: argparse.Namespace) -> int:
     target = plan_outputs([Path(prompt_slug(prompt) + ".png")], a, batch=False)[0]
     picture = target.with_suffix(".png")
     report_path = Path(a.report) if a.report else None
-    planned = [target, picture]
+    planned = [*with_companions([target], a), picture]
     if not a.no_preview:
         planned.append(preview_path(target))
     if report_path:
         planned.append(report_path)
     if len({p.resolve() for p in planned}) < len(planned):
         raise OptionError(
-            f"The mesh, picture, preview and report paths must differ ({target.name})."
+            f"The mesh, picture, preview, texture and report paths must differ ({target.name})."
         )
     check_writable(planned, a.overwrite)
     require_diffusers()

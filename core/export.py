@@ -43,7 +43,69 @@ def write_mesh(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) 
             f"use {_format_list(MESH_FORMATS)}."
         )
     _check_mesh(mesh, path)
+    if mesh.texture is not None and path.suffix.lower() == ".obj":
+        return _write_textured_obj(mesh, path, overwrite)
     return atomic_write(path, lambda f: writer(mesh, f), overwrite=overwrite)
+
+
+def companion_files(path: str | os.PathLike, textured: bool) -> list[Path]:
+    """The files :func:`write_mesh` writes beside ``path``: a textured OBJ's .mtl and image."""
+    path = Path(path)
+    if not textured or path.suffix.lower() != ".obj":
+        return []
+    return [path.with_suffix(".mtl"), texture_path(path)]
+
+
+def texture_path(path: str | os.PathLike) -> Path:
+    """Where a textured OBJ's image goes: ``NAME.texture.png`` (``NAME.png`` is often the photo)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".texture.png")
+
+
+def atomic_write_all(
+    items: list[tuple[Path, Callable[[BinaryIO], None]]], *, overwrite: bool = False
+) -> list[Path]:
+    """:func:`atomic_write` for files that belong together: all of them appear, or none.
+
+    Every target is checked first; each is written to a temporary file; only then are
+    they moved into place. If a move fails, the ones already moved are removed again.
+    """
+    for path, _ in items:
+        check_target(path, overwrite=overwrite)
+    staged: list[tuple[str, Path]] = []
+    placed: list[Path] = []
+    try:
+        for path, write in items:
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp_name, path))
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp_name, 0o666 & ~_umask())
+        for _tmp, path in staged:
+            if not overwrite and path.exists():
+                raise OutputError(f"{path} exists; pass --overwrite to replace it.")
+        for tmp_name, path in staged:
+            os.replace(tmp_name, path)
+            placed.append(path)
+    except OSError as exc:
+        for path in placed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise _output_error(
+            exc, items[len(placed)][0] if len(placed) < len(items) else items[0][0]
+        ) from exc
+    except BaseException:
+        for path in placed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    finally:
+        for tmp_name, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    return [path for path, _ in items]
 
 
 def read_mesh(path: str | os.PathLike) -> Mesh:
@@ -164,6 +226,8 @@ def _check_mesh(mesh: Mesh, path: Path) -> None:
         )
     if mesh.faces.min() < 0 or mesh.faces.max() >= mesh.n_vertices:
         raise ValueError("face indices out of range")
+    if mesh.texture is not None and mesh.texture.uv.shape != (mesh.n_faces, 3, 2):
+        raise ValueError(f"texture UVs {mesh.texture.uv.shape} do not match {mesh.n_faces} faces")
     if not np.isfinite(mesh.vertices).all():
         raise ValueError("the mesh has NaN or infinite vertex coordinates")
 
@@ -222,6 +286,48 @@ def _write_obj(mesh: Mesh, f: BinaryIO) -> None:
         _write_rows(f, "f %d %d %d\n", mesh.faces.astype(np.int64) + 1)
 
 
+def _write_textured_obj(mesh: Mesh, path: Path, overwrite: bool) -> Path:
+    """OBJ + MTL + PNG: vertices keep their colours; ``vt`` rows carry the texture's UVs."""
+    texture = mesh.texture
+    mtl, image = companion_files(path, True)
+    _, uv, faces = texture.split(mesh.faces)
+    # OBJ indexes UVs separately, so vertices need no splitting: corner -> vt row
+    corner_vt = faces.astype(np.int64) + 1
+
+    def write_obj(f: BinaryIO) -> None:
+        f.write(b"# img2mesh: Z up, camera looks along +Y; vertex colours are sRGB\n")
+        f.write(f"mtllib {mtl.name}\n".encode())
+        v = np.hstack(
+            [mesh.vertices.astype(np.float64), np.clip(mesh.colors, 0, 1).astype(np.float64)]
+        )
+        _write_rows(f, "v %.6g %.6g %.6g %.4f %.4f %.4f\n", v)
+        # OBJ's v runs upwards from the image's bottom row
+        vt = np.column_stack([uv[:, 0], 1.0 - uv[:, 1]]).astype(np.float64)
+        _write_rows(f, "vt %.7f %.7f\n", vt)
+        f.write(b"usemtl img2mesh\n")
+        fv = mesh.faces.astype(np.int64) + 1
+        if mesh.normals is not None:
+            _write_rows(f, "vn %.4f %.4f %.4f\n", mesh.normals.astype(np.float64))
+            rows = np.stack([fv, corner_vt, fv], axis=2).reshape(-1, 9)
+            _write_rows(f, "f %d/%d/%d %d/%d/%d %d/%d/%d\n", rows)
+        else:
+            rows = np.stack([fv, corner_vt], axis=2).reshape(-1, 6)
+            _write_rows(f, "f %d/%d %d/%d %d/%d\n", rows)
+
+    material = (
+        "# img2mesh: the photo as a texture (sRGB)\n"
+        "newmtl img2mesh\n"
+        "Ka 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
+        f"map_Kd {image.name}\n"
+    ).encode()
+    png = texture.png()
+    atomic_write_all(
+        [(path, write_obj), (mtl, lambda f: f.write(material)), (image, lambda f: f.write(png))],
+        overwrite=overwrite,
+    )
+    return path
+
+
 def _write_rows(f: BinaryIO, row_format: str, rows: np.ndarray, block: int = 65536) -> None:
     for start in range(0, len(rows), block):
         chunk = rows[start : start + block]
@@ -258,6 +364,16 @@ def linear_to_srgb(c: np.ndarray) -> np.ndarray:
 
 
 def _write_glb(mesh: Mesh, f: BinaryIO) -> None:
+    texture = mesh.texture
+    if texture is not None:
+        # one glTF vertex per (vertex, UV) pair
+        source, uv, faces = texture.split(mesh.faces)
+        mesh = Mesh(
+            mesh.vertices[source],
+            faces,
+            mesh.colors[source],
+            None if mesh.normals is None else mesh.normals[source],
+        )
     blobs: list[np.ndarray] = []
     buffer_views: list[dict] = []
     accessors: list[dict] = []
@@ -285,11 +401,45 @@ def _write_glb(mesh: Mesh, f: BinaryIO) -> None:
         offset += data.nbytes
         return len(accessors) - 1
 
+    def add_bytes(data: bytes) -> int:
+        nonlocal offset
+        blob = np.frombuffer(data + b"\0" * (-len(data) % 4), np.uint8)
+        buffer_views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(data)})
+        blobs.append(blob)
+        offset += blob.nbytes
+        return len(buffer_views) - 1
+
     attributes = {"POSITION": add(mesh.vertices, "VEC3", _FLOAT, _ARRAY_BUFFER, True)}
     if mesh.normals is not None:
         attributes["NORMAL"] = add(_unit(mesh.normals), "VEC3", _FLOAT, _ARRAY_BUFFER, False)
-    attributes["COLOR_0"] = add(srgb_to_linear(mesh.colors), "VEC3", _FLOAT, _ARRAY_BUFFER, False)
+    # glTF multiplies the base colour by COLOR_0: with a texture, the vertex colours would
+    # darken it in every viewer, so they travel as the application attribute _COLOR_0.
+    color_key = "COLOR_0" if texture is None else "_COLOR_0"
+    attributes[color_key] = add(srgb_to_linear(mesh.colors), "VEC3", _FLOAT, _ARRAY_BUFFER, False)
+    if texture is not None:
+        attributes["TEXCOORD_0"] = add(uv, "VEC2", _FLOAT, _ARRAY_BUFFER, False)
     indices = add(mesh.faces.astype("<u4").ravel(), "SCALAR", _UINT, _ELEMENT_ARRAY_BUFFER, True)
+    material = {
+        "name": "vertex colours",
+        "pbrMetallicRoughness": {
+            "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
+            "metallicFactor": 0.0,
+            "roughnessFactor": 0.8,
+        },
+        # Open (single-surface) reconstructions are seen from behind too.
+        "doubleSided": True,
+    }
+    extra: dict = {}
+    if texture is not None:
+        image_view = add_bytes(texture.png())
+        material["name"] = "photo texture"
+        material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0, "texCoord": 0}
+        extra = {
+            "images": [{"bufferView": image_view, "mimeType": "image/png", "name": "texture"}],
+            # linear filtering, clamped at the edges (the atlas has no repeating pattern)
+            "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}],
+            "textures": [{"source": 0, "sampler": 0}],
+        }
 
     doc = {
         "asset": {"version": "2.0", "generator": "img2mesh"},
@@ -304,19 +454,9 @@ def _write_glb(mesh: Mesh, f: BinaryIO) -> None:
                 ],
             }
         ],
-        # White base colour times COLOR_0: viewers show the vertex colours unchanged.
-        "materials": [
-            {
-                "name": "vertex colours",
-                "pbrMetallicRoughness": {
-                    "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
-                    "metallicFactor": 0.0,
-                    "roughnessFactor": 0.8,
-                },
-                # Open (single-surface) reconstructions are seen from behind too.
-                "doubleSided": True,
-            }
-        ],
+        # White base colour times COLOR_0 (or the texture): viewers show the colours unchanged.
+        "materials": [material],
+        **extra,
         "accessors": accessors,
         "bufferViews": buffer_views,
         "buffers": [{"byteLength": offset}],
@@ -401,8 +541,9 @@ def _parse_glb(data: bytes, path: Path) -> Mesh:
         idx = accessor(prim["indices"]).ravel() if "indices" in prim else np.arange(len(v))
         vertices.append(v)
         faces.append(idx.reshape(-1, 3).astype(np.int64) + base)
-        if "COLOR_0" in attrs:
-            colors.append(linear_to_srgb(accessor(attrs["COLOR_0"])[:, :3]))
+        color = attrs.get("COLOR_0", attrs.get("_COLOR_0"))
+        if color is not None:
+            colors.append(linear_to_srgb(accessor(color)[:, :3]))
         else:
             colors.append(np.full((len(v), 3), 0.5, np.float32))
         normals.append(accessor(attrs["NORMAL"]) if "NORMAL" in attrs else None)

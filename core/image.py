@@ -26,6 +26,8 @@ class Photo:
     exif_fov_deg: field of view across the longer side from the EXIF focal length, or None.
     original_size: (width, height) of the file before resizing.
     digest: SHA-256 of the file's bytes (or of the array for in-memory images), for caching.
+    full: the in-memory image at its original size when it was made smaller (a file's
+    original is read again from ``path`` when needed: see :func:`load_original`).
     """
 
     rgb: np.ndarray
@@ -34,6 +36,7 @@ class Photo:
     original_size: tuple[int, int]
     digest: str
     path: Path | None = None
+    full: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -99,11 +102,42 @@ def load_image(path: str | Path, max_size: int = 640) -> Photo:
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"The image '{name}' is damaged or truncated ({exc}).") from None
 
-    original_size = img.size
+    # The file's own size, upright: img.size may be a JPEG draft's reduced one.
+    turned = img.size[0] != img.size[1] and (img.size[0] > img.size[1]) != (w0 > h0)
+    original_size = (h0, w0) if turned else (w0, h0)
     rgb, alpha = _to_rgb_alpha(img)
     rgb, alpha = _resize(rgb, alpha, max_size)
     mask = _meaningful_alpha(alpha, name)
     return Photo(rgb, mask, exif_fov, original_size, hashlib.sha256(data).hexdigest(), path)
+
+
+def load_original(photo: Photo):
+    """``photo`` at its original size, upright, as an RGB Pillow image (cropping and scaling
+    it in Pillow avoids copying 12 MP through numpy); None when the working image already
+    is that size or the file has changed or gone since it was loaded."""
+    from PIL import Image, ImageOps
+
+    if photo.full is not None:
+        return Image.fromarray(np.ascontiguousarray(photo.full[:, :, :3]))
+    if photo.size == tuple(photo.original_size) or photo.path is None:
+        return None
+    try:
+        data = Path(photo.path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != photo.digest:
+            return None
+        import io
+
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        if img.getexif().get(0x0112, 1) not in (None, 1):  # only then is a copy needed
+            img = ImageOps.exif_transpose(img)
+        if img.mode != "RGB":
+            img = Image.fromarray(_to_rgb_alpha(img)[0])
+    except (OSError, ValueError, SyntaxError):
+        return None
+    if img.size != tuple(photo.original_size):
+        return None
+    return img
 
 
 def _check_header_size(data: bytes, name: str) -> None:
@@ -139,8 +173,17 @@ def photo_from_array(
     digest = hashlib.sha256(
         rgb8.tobytes() + (b"" if alpha is None else np.asarray(alpha).tobytes())
     ).hexdigest()
+    full = rgb8
     rgb8, a = _resize(rgb8, None if alpha is None else np.asarray(alpha, dtype=np.uint8), max_size)
-    return Photo(rgb8, _meaningful_alpha(a, "image"), None, (w, h), digest, None)
+    return Photo(
+        rgb8,
+        _meaningful_alpha(a, "image"),
+        None,
+        (w, h),
+        digest,
+        None,
+        full if full.shape != rgb8.shape else None,
+    )
 
 
 def _to_rgb_alpha(img) -> tuple[np.ndarray, np.ndarray | None]:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .camera import Intrinsics
+
+if TYPE_CHECKING:
+    from .texture import Texture
 
 
 @dataclass
@@ -25,12 +29,15 @@ class Mesh:
     vertices: (N, 3) float32; faces: (M, 3) int32 indices into vertices;
     colors: (N, 3) float32 sRGB in [0, 1] (the photo's own values, not linear).
     normals: optional (N, 3) float32 unit vertex normals.
+    texture: optional :class:`core.texture.Texture` (UVs per face corner and an image);
+    the vertex colours stay either way.
     """
 
     vertices: np.ndarray
     faces: np.ndarray
     colors: np.ndarray
     normals: np.ndarray | None = None
+    texture: Texture | None = None
 
     def __post_init__(self) -> None:
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32).reshape(-1, 3)
@@ -52,7 +59,8 @@ class Mesh:
         r = np.asarray(rotation, dtype=np.float64)
         v = (self.vertices.astype(np.float64) @ r.T + offset).astype(np.float32)
         n = None if self.normals is None else (self.normals @ r.T.astype(np.float32))
-        return Mesh(v, self.faces, self.colors, n)
+        # UVs belong to face corners: moving the mesh leaves them as they are
+        return Mesh(v, self.faces, self.colors, n, self.texture)
 
 
 #: OpenCV camera frame (x right, y down, z forward) -> output frame (X right, Y forward, Z up).

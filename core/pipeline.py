@@ -44,6 +44,11 @@ class Result:
     info: dict = field(default_factory=dict)
 
     @property
+    def texture(self):
+        """The mesh's :class:`core.texture.Texture`, or None (``--no-texture``)."""
+        return self.mesh.texture
+
+    @property
     def total_seconds(self) -> float:
         return float(sum(self.timings.values()))
 
@@ -87,6 +92,7 @@ class Result:
                 "faces": self.mesh.n_faces,
             },
             "mesh": {k: v for k, v in self.info.items() if k.startswith("mesh_")},
+            "texture": self.texture.report() if self.texture is not None else None,
             "cache": self.info.get("cache", {}),
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "total_s": round(self.total_seconds, 4),
@@ -107,6 +113,9 @@ class Pipeline:
         # the Poisson surfaces solved from it: a re-mesh of a recent photo with
         # new mesh settings starts from them instead of back-projecting and solving again.
         self._clouds: OrderedDict[bytes, tuple[object, dict]] = OrderedDict()
+        # The last photo at full size (digest, Pillow image): a re-mesh re-bakes its
+        # texture without decoding a 12-MP file again.
+        self._original: tuple[str, object] | None = None
 
     # -- models -------------------------------------------------------------------------
     def depth_estimator(self, settings: Settings):
@@ -272,9 +281,15 @@ class Pipeline:
                 progress=mesh_progress,
                 solids=solids,
             )
+            if s.texture:
+                t0 = time.perf_counter()
+                step("mesh", 0.99, "Texturing from the photo")
+                mesh_cam.texture = self._texture(mesh_cam, photo, mask, K, s)
+                timings["texture"] = time.perf_counter() - t0
             return mesh_cam, mesh_info
 
         mesh_cam, mesh_info = timed("mesh", make_mesh)
+        timings["mesh"] -= timings.get("texture", 0.0)
         warnings.extend(mesh_info.pop("warnings", []) or [])
         info["cache"]["surface"] = bool(mesh_info.pop("poisson_reused", False))
         info.update({f"mesh_{k}": v for k, v in mesh_info.items()})
@@ -377,6 +392,14 @@ class Pipeline:
         return result
 
     # -- stages -------------------------------------------------------------------------
+    def _texture(self, mesh_cam: Mesh, photo: Photo, mask, K, s: Settings):
+        from .image import load_original
+        from .texture import bake_texture
+
+        if self._original is None or self._original[0] != photo.digest:
+            self._original = (photo.digest, load_original(photo))
+        return bake_texture(mesh_cam, photo.rgb, mask, K, self._original[1], size=s.texture_size)
+
     @staticmethod
     def _load(image, s: Settings) -> Photo:
         if isinstance(image, Photo):

@@ -99,6 +99,8 @@ RESULT_OPTIONAL_KEYS = (
     "image_upright_of",
     "format_version",
     "fov_source",
+    "texture_uv",
+    "texture_png",
 )
 #: The keys of the JSON text in "intrinsics".
 INTRINSICS_KEYS = ("fx", "fy", "cx", "cy", "width", "height")

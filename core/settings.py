@@ -66,6 +66,9 @@ class Settings:
     )
     target_faces: int | None = None
     smooth: int = DEFAULT_SMOOTH  # Taubin smoothing iterations
+    # texture (see core.texture): UVs and an image from the full-size photo
+    texture: bool = True
+    texture_size: int = 2048  # longest side of the texture, pixels (core.texture)
     # caching
     cache: bool = True
 
@@ -96,6 +99,10 @@ class Settings:
         if self.target_faces is not None and self.target_faces < MIN_TARGET_FACES:
             raise OptionError(
                 f"The target face count must be at least {MIN_TARGET_FACES}, not {self.target_faces}."
+            )
+        if not isinstance(self.texture_size, int) or not (64 <= self.texture_size <= 16384):
+            raise OptionError(
+                f"The texture size must be between 64 and 16384 pixels, not {self.texture_size}."
             )
         if self.smooth < 0:
             raise OptionError(f"Smoothing iterations cannot be negative ({self.smooth}).")

@@ -338,6 +338,9 @@ def write_result(result, path: Path) -> None:
         arrays["image_upright_of"] = np.array(photo)
     if mesh.normals is not None:
         arrays["normals"] = mesh.normals
+    if mesh.texture is not None:
+        arrays["texture_uv"] = mesh.texture.uv
+        arrays["texture_png"] = np.frombuffer(mesh.texture.png(), np.uint8)
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "wb") as fh:

@@ -14,7 +14,7 @@ from .logic.camera_math import clip_range as _clip_range
 from .logic.errors import ResultError
 from .logic.protocol import srgb_to_linear
 from .logic.results import DEFAULT_ROTATION as _DEFAULT_ROTATION
-from .logic.results import RESULT_FORMAT_VERSION, load_result
+from .logic.results import RESULT_FORMAT_VERSION, load_result, texture_arrays
 from .logic.results import mesh_arrays as _mesh_arrays
 from .logic.results import parse_intrinsics as _parse_intrinsics
 from .logic.results import parse_result as _parse_result
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 COLOR_ATTRIBUTE = "Color"
 #: Base name of the material that shows that attribute (Blender adds .001, ... on clashes).
 MATERIAL_NAME = "Img2Mesh Vertex Colour"
+#: Name of the UV map that places the photo texture, and of the texture's material.
+UV_MAP = "UVMap"
+TEXTURE_MATERIAL_NAME = "Img2Mesh Photo Texture"
 
 _BLENDER = bpy.app.version
 _DATA_BY_ID_TYPE = {
@@ -129,6 +132,7 @@ def import_result(
     *,
     name: str,
     create_camera: bool = True,
+    texture: bool = True,
 ) -> tuple[bpy.types.Object, bpy.types.Object | None]:
     """Import a worker result (the dict of arrays from its ``.npz`` file) into the scene.
 
@@ -143,6 +147,8 @@ def import_result(
     - ``camera_location`` float64 (3,), ``camera_rotation`` float64 (3,): Blender
       location and XYZ Euler rotation (radians) of the photo's camera, normally (pi/2, 0, 0)
     - ``image_path`` optional str (0-d array): absolute path of the photo, or ""
+    - ``texture_uv`` optional float32 (M, 3, 2), ``texture_png`` optional uint8 (K,): the
+      photo texture (see :func:`add_texture`); used unless ``texture`` is False
     - ``format_version`` optional int (0-d array), 1
 
     Adds the mesh object (active, the only selection) and, with ``create_camera``, the
@@ -165,6 +171,8 @@ def import_result(
             collection,
             created,
         )
+        if texture and parsed.get("texture_png") is not None:
+            _add_texture(obj, parsed["texture_uv"], parsed["texture_png"], created)
         if create_camera:
             image = _try_load_image(parsed["image_path"], created)
             clip = _clip_range(parsed["vertices"], parsed["camera_location"])
@@ -186,6 +194,74 @@ def import_result(
         _use_as_scene_camera(context.scene, cam, parsed["intrinsics"])
     _select_only(context.view_layer, obj)
     return obj, cam
+
+
+def add_texture(obj: bpy.types.Object, uv, png: bytes) -> bpy.types.Image:
+    """Give ``obj`` (made by :func:`import_mesh` or :func:`import_result`) the photo texture.
+
+    uv: (M, 3, 2) float, one row per face corner in the order of the mesh's faces, (0, 0)
+    the image's top-left corner and v downwards (glTF's convention, as the core writes
+    it); png: the texture as PNG bytes. Adds the UV map ``UVMap`` and an Image Texture
+    node feeding the Principled BSDF's Base Color; the colour attribute and its node stay
+    (unlinked), so switching back is one link. The image is packed into the .blend: it
+    is made by the reconstruction, not a file of the user's, and a packed image travels
+    with the .blend (saved beside it, it would be lost when only the .blend is copied,
+    and a .blend not yet saved has no "beside"). All or nothing, like the import.
+    """
+    uv_arr, data = texture_arrays(uv, png, len(obj.data.polygons))
+    created: list[bpy.types.ID] = []
+    try:
+        return _add_texture(obj, uv_arr, data, created)
+    except BaseException:
+        _remove(created)
+        raise
+
+
+def _add_texture(obj, uv: np.ndarray, png: bytes, created) -> bpy.types.Image:
+    mesh = obj.data
+    image = bpy.data.images.new(f"{obj.name} Texture", 1, 1)
+    created.append(image)
+    image.pack(data=png, data_len=len(png))
+    image.source = "FILE"
+    image.filepath_raw = f"//{bpy.path.clean_name(obj.name)}.texture.png"
+    image.colorspace_settings.name = "sRGB"
+    if tuple(image.size) == (0, 0):
+        raise ResultError("The result's texture is not a readable PNG image.")
+    layer = mesh.uv_layers.new(name=UV_MAP)
+    if layer is None:
+        raise ResultError("The mesh cannot take another UV map.")
+    flat = np.empty((len(uv) * 3, 2), np.float32)
+    flat[:, 0] = uv[:, :, 0].ravel()
+    flat[:, 1] = 1.0 - uv[:, :, 1].ravel()  # Blender's v runs upwards
+    layer.data.foreach_set("uv", flat.ravel())
+    mesh.uv_layers.active = layer
+    material = mesh.materials[0] if len(mesh.materials) else None
+    if material is None:
+        material = bpy.data.materials.new(TEXTURE_MATERIAL_NAME)
+        created.append(material)
+        if material.node_tree is None:  # 4.x; 5.x materials always have nodes
+            material.use_nodes = True
+        mesh.materials.append(material)
+    else:
+        material.name = TEXTURE_MATERIAL_NAME
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    bsdf = next((node for node in nodes if node.type == "BSDF_PRINCIPLED"), None)
+    if bsdf is None:
+        bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+    node = nodes.new("ShaderNodeTexImage")
+    node.image = image
+    node.interpolation = "Linear"
+    node.extension = "EXTEND"  # the atlas does not repeat
+    node.location = (bsdf.location.x - 320.0, bsdf.location.y + 200.0)
+    uv_node = nodes.new("ShaderNodeUVMap")
+    uv_node.uv_map = layer.name
+    uv_node.location = (node.location.x - 220.0, node.location.y - 60.0)
+    links.new(uv_node.outputs["UV"], node.inputs["Vector"])
+    for link in list(bsdf.inputs["Base Color"].links):
+        links.remove(link)
+    links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    nodes.active = node  # Solid view's "Texture" colour shows the active image node
+    return image
 
 
 # ------------------------------------------------------------------------- building

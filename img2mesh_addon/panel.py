@@ -55,6 +55,7 @@ class IMG2MESH_PT_main(bpy.types.Panel):
         col.prop(settings, "target_faces")
         col.prop(settings, "smooth")
         col.prop(settings, "max_size")
+        col.prop(settings, "vertex_colors_only")
         col.prop(settings, "create_camera")
 
         layout.use_property_split = False

@@ -152,6 +152,13 @@ class ReconstructOptions:
         soft_max=2048,
         subtype="PIXEL",
     )
+    vertex_colors_only: BoolProperty(  # type: ignore[valid-type]
+        name="Vertex Colours Only",
+        description="Colour the mesh only per vertex, without the photo texture (a UV map and "
+        "the full-size photo as an image, packed into the .blend). Vertex colours are as "
+        "sharp as the mesh is dense; the texture keeps the photo's own detail",
+        default=False,
+    )
     create_camera: BoolProperty(  # type: ignore[valid-type]
         name="Create Camera",
         description="Add a camera with the photo's field of view and the photo as background, "

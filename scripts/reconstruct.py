@@ -57,6 +57,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--poisson-depth", type=int, default=0, metavar="N")
     p.add_argument("--target-faces", type=int, default=0, metavar="N")
     p.add_argument("--smooth", type=int, default=0, metavar="N")
+    p.add_argument(
+        "--vertex-colors-only",
+        action="store_true",
+        help="no photo texture (UV map and packed image), only the vertex colours",
+    )
     p.add_argument("--no-camera", action="store_true", help="do not add the photo's camera")
     p.add_argument("--no-cache", action="store_true", help="no depth and mask cache")
     p.add_argument("--keep-scene", action="store_true", help="keep the startup scene's objects")
@@ -159,6 +164,7 @@ def main() -> None:
         "smooth": args.smooth,
         "max_size": args.max_size,
         "create_camera": not args.no_camera,
+        "vertex_colors_only": args.vertex_colors_only,
     }
     if args.fov is not None:
         options["fov"] = math.radians(args.fov)

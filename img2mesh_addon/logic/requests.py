@@ -90,6 +90,7 @@ def settings_dict(options: dict[str, Any], prefs: Any, abspath: Abspath = str) -
         "open": bool(options["trim"]),
         "smooth": int(options["smooth"]),
         "cache": bool(prefs.use_cache),
+        "texture": not bool(options.get("vertex_colors_only", False)),
     }
     rembg = (options.get("rembg_model") or prefs.rembg_model or "").strip()
     if rembg:

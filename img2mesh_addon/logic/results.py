@@ -177,4 +177,29 @@ def parse_result(result, *, need_camera: bool) -> dict:
         parsed["camera_rotation"] = vector3(rotation, "camera_rotation")
         path = result.get("image_path")
         parsed["image_path"] = text_value(path) if path is not None else ""
+    if "texture_png" in result or "texture_uv" in result:
+        if "texture_png" not in result or "texture_uv" not in result:
+            raise ResultError("A result with a texture needs both texture_uv and texture_png.")
+        parsed["texture_uv"], parsed["texture_png"] = texture_arrays(
+            result["texture_uv"], result["texture_png"], len(tris)
+        )
     return parsed
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def texture_arrays(uv, png, n_faces: int) -> tuple[np.ndarray, bytes]:
+    """Check the photo texture: (M, 3, 2) finite UVs, one per face corner, and PNG bytes."""
+    uv_arr = np.asarray(uv)
+    if uv_arr.shape != (n_faces, 3, 2) or not np.issubdtype(uv_arr.dtype, np.number):
+        raise ResultError(
+            f"texture_uv must be one (u, v) per face corner, ({n_faces}, 3, 2), not {uv_arr.shape}."
+        )
+    uv_arr = uv_arr.astype(np.float32)
+    if not np.isfinite(uv_arr).all():
+        raise ResultError("texture_uv holds NaN or infinite values.")
+    data = png if isinstance(png, bytes) else np.asarray(png, dtype=np.uint8).tobytes()
+    if not data.startswith(_PNG_MAGIC):
+        raise ResultError("texture_png must be the bytes of a PNG image.")
+    return uv_arr, data

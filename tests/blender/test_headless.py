@@ -94,7 +94,9 @@ def blend_facts(path: Path, rgb: np.ndarray) -> dict:
         "objects": sorted(o.name for o in scene.objects),
         "faces": len(mesh.polygons),
         "attribute": (attribute.data_type, attribute.domain),
-        "base_color_from": (link.from_node.type, link.from_node.layer_name),
+        # the photo texture, packed into the saved .blend, on a UV map
+        "base_color_from": (link.from_node.type, link.from_node.image.packed_file is not None),
+        "uv_maps": [layer.name for layer in mesh.uv_layers],
         "matching_colours": matches / len(samples),
         "fov_deg": math.degrees(cam.data.angle_x),
         "resolution": (scene.render.resolution_x, scene.render.resolution_y),
@@ -127,7 +129,8 @@ def test_real_blender_binary_reconstructs_and_saves(
     assert facts["objects"] == ["toy", "toy Camera"]  # the startup cube, light, camera are gone
     assert facts["faces"] > 1000
     assert facts["attribute"] == ("BYTE_COLOR", "POINT")
-    assert facts["base_color_from"] == ("VERTEX_COLOR", "Color")
+    assert facts["base_color_from"] == ("TEX_IMAGE", True)
+    assert facts["uv_maps"] == ["UVMap"]
     assert facts["matching_colours"] == 1.0
     assert facts["fov_deg"] == pytest.approx(50.0, abs=1e-3)
     assert facts["resolution"] == (160, 120)

@@ -85,10 +85,12 @@ def test_reconstruct_gives_the_photo_coloured_mesh_and_its_camera(
         np.rint(colors(mesh)[samples] * 255).astype(int), rgb[r, c].astype(int)
     )
 
-    # The material shows that attribute; faces are smooth.
-    bsdf = next(n for n in obj.active_material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-    link = bsdf.inputs["Base Color"].links[0]
-    assert (link.from_node.type, link.from_node.layer_name) == ("VERTEX_COLOR", "Color")
+    # The material shows the photo texture (tests/blender/test_texture.py), the colour
+    # attribute's node still in its tree; faces are smooth.
+    nodes = obj.active_material.node_tree.nodes
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    assert bsdf.inputs["Base Color"].links[0].from_node.type == "TEX_IMAGE"
+    assert [n.layer_name for n in nodes if n.type == "VERTEX_COLOR"] == ["Color"]
     smooth = np.zeros(len(mesh.polygons), dtype=bool)
     mesh.polygons.foreach_get("use_smooth", smooth)
     assert smooth.all()
@@ -231,14 +233,18 @@ def test_an_image_open_in_blender_packed_or_not(addon, photo, temp_root):
     assert reconstruct(image=image.name, **WEIGHT_FREE) == {"FINISHED"}
     cam = bpy.data.objects["toy Camera"]
     assert cam.data.background_images[0].image == image
-    assert len(bpy.data.images) == 1
+    # the photo is not loaded twice (the other image is the mesh's texture)
+    assert [i for i in bpy.data.images if i != image] == [bpy.data.images["toy Texture"]]
 
     image.pack()
     image.filepath = "//gone/elsewhere.png"  # only the packed pixels are left
     assert reconstruct(image=image.name, **WEIGHT_FREE) == {"FINISHED"}
     assert bpy.data.objects["toy.001"].type == "MESH"
     assert bpy.data.objects["toy.001 Camera"].data.background_images[0].image == image
-    assert len(bpy.data.images) == 1
+    assert sorted(i.name for i in bpy.data.images if i != image) == [
+        "toy Texture",
+        "toy.001 Texture",
+    ]
     assert list(temp_root.iterdir()) == []
 
 
