@@ -58,7 +58,9 @@ fi
 EXTRA=""
 [ $TESTS -eq 1 ] && EXTRA="[test]"
 say "installing img2mesh$EXTRA and its dependencies into .venv"
-.venv/bin/pip install -q -e ".$EXTRA" 2>&1 | grep -v "is ignored" || true
+# setuptools tells every editable install about import precedence (an "Editable installation"
+# notice that says nothing to a user of this project): its build-time notices are muted.
+PYTHONWARNINGS="ignore::UserWarning" .venv/bin/pip install -q -e ".$EXTRA" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -W ignore -c "import core, open3d, transformers, rembg, cv2" \
   || { say "the core's environment is incomplete (see the pip output above)"; exit 1; }
 
