@@ -33,6 +33,7 @@ OPTIONS = {
     "steps": 0,
     "t2i_model": "",
     "raw_prompt": False,
+    "vertex_colors_only": False,
 }
 
 
@@ -47,9 +48,11 @@ def test_automatic_values_are_left_to_the_core():
         "open": False,
         "smooth": 0,
         "cache": True,
+        "texture": True,
         "rembg_model": "u2net",
         "depth_model": "d/m",
     }
+    assert requests.settings_dict({**OPTIONS, "vertex_colors_only": True}, PREFS)["texture"] is False
     chosen = {
         **OPTIONS,
         "auto_fov": False,
