@@ -283,6 +283,9 @@ class Pipeline:
 
         mesh_cam, mesh_info = timed("mesh", make_mesh)
         warnings.extend(mesh_info.pop("warnings", []) or [])
+        from .datafolder import take_warnings
+
+        warnings.extend(take_warnings())  # a damaged or read-only data folder, said once
         info["cache"]["surface"] = bool(mesh_info.pop("poisson_reused", False))
         info.update({f"mesh_{k}": v for k, v in mesh_info.items()})
         mesh, camera = to_output_frame(mesh_cam, K, source)
