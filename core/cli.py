@@ -123,7 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--rembg-model",
         default=DEFAULT_REMBG_MODEL,
         metavar="NAME|FILE.onnx",
-        help=f"rembg model name or a custom U2-Net-style .onnx file (default: {DEFAULT_REMBG_MODEL})",
+        help=f"rembg model name or a custom .onnx file: U2-Net style (any input size, 320 used) or "
+        f"fixed-size IS-Net/BiRefNet/BRIA style (default: {DEFAULT_REMBG_MODEL})",
+    )
+    g.add_argument(
+        "--rembg-normalize",
+        choices=["auto", "imagenet", "half"],
+        default="auto",
+        help="input normalisation of a custom .onnx: imagenet (U2-Net, BiRefNet), half (mean 0.5, "
+        "std 1: IS-Net, BRIA); auto (default) tells them apart from the model's graph",
     )
 
     g = p.add_argument_group("depth")
@@ -232,6 +240,7 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
         max_size=a.max_size,
         segment=a.segment,
         rembg_model=a.rembg_model,
+        rembg_normalize=a.rembg_normalize,
         depth="map" if a.depth_map else a.depth,
         depth_model=a.depth_model,
         depth_kind=a.depth_kind,

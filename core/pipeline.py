@@ -149,7 +149,7 @@ class Pipeline:
 
             if self._remover is None:
                 self._remover = BackgroundRemover()
-            self._remover.load(settings.rembg_model)
+            self._remover.load(settings.rembg_model, settings.rembg_normalize)
         if settings.depth == "model":
             self.depth_estimator(settings).load(image_size)
 
@@ -421,7 +421,7 @@ class Pipeline:
 
             if self._remover is None:
                 self._remover = BackgroundRemover()
-            mask = clean_mask(self._remover.mask(photo.rgb, s.rembg_model) >= 0.5)
+            mask = clean_mask(self._remover.mask(photo.rgb, s.rembg_model, s.rembg_normalize) >= 0.5)
             source = f"rembg {Path(s.rembg_model).name if s.rembg_model.endswith('.onnx') else s.rembg_model}"
         info["mask_source"] = source
         info["cache"]["mask"] = False

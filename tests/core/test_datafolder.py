@@ -62,6 +62,15 @@ def cli(
     return code, warnings, data
 
 
+def runner(photo: Path, folder: Path, glpn: Path, seg: Path, capsys, *fixed: str):
+    """``run(n, *extra)``: run number n, writing n.ply in ``folder``."""
+
+    def run(n: int, *extra: str):
+        return cli(photo, folder / f"{n}.ply", glpn, seg, capsys, *fixed, *extra)
+
+    return run
+
+
 # --- each damage, done between two command-line runs ------------------------------------------
 
 
@@ -85,9 +94,7 @@ DAMAGES = {"truncated": _truncate, "zero-byte": _empty, "garbage": _garbage}
 def test_a_damaged_depth_graph_is_rebuilt(
     damage, photo, tmp_path, tiny_glpn, tiny_segmenter, isolated_home, capsys
 ):
-    run = lambda n: cli(
-        photo, tmp_path / f"{n}.ply", tiny_glpn, tiny_segmenter, capsys, "--no-cache"
-    )  # noqa: E731
+    run = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys, "--no-cache")
     assert run(1)[0] == 0
     (graph,) = depth_graphs(isolated_home)
     if damage == "foreign":
@@ -110,9 +117,7 @@ def test_a_damaged_depth_graph_is_rebuilt(
 def test_a_damaged_segmentation_copy_is_rebuilt_and_the_users_model_not_blamed(
     damage, photo, tmp_path, tiny_glpn, tiny_segmenter, isolated_home, capsys
 ):
-    run = lambda n: cli(
-        photo, tmp_path / f"{n}.ply", tiny_glpn, tiny_segmenter, capsys, "--no-cache"
-    )  # noqa: E731
+    run = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys, "--no-cache")
     code, _, first = run(1)
     assert code == 0
     (copy,) = seg_graphs(isolated_home)
@@ -138,9 +143,7 @@ def test_a_damaged_segmentation_copy_is_rebuilt_and_the_users_model_not_blamed(
 def test_damaged_graph_metadata_is_rebuilt(
     damage, photo, tmp_path, tiny_glpn, tiny_segmenter, isolated_home, capsys
 ):
-    run = lambda n: cli(
-        photo, tmp_path / f"{n}.ply", tiny_glpn, tiny_segmenter, capsys, "--no-cache"
-    )  # noqa: E731
+    run = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys, "--no-cache")
     assert run(1)[0] == 0
     meta = depth_graphs(isolated_home)[0].parent / "meta.json"
     text = {"meta-garbage": "{not json", "meta-empty": "", "meta-list": "[1, 2]"}
@@ -154,7 +157,7 @@ def test_damaged_graph_metadata_is_rebuilt(
 def test_a_damaged_mask_or_depth_cache_entry_is_computed_again(
     damage, photo, tmp_path, tiny_glpn, tiny_segmenter, isolated_home, capsys
 ):
-    run = lambda n: cli(photo, tmp_path / f"{n}.ply", tiny_glpn, tiny_segmenter, capsys)  # noqa: E731
+    run = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys)
     code, _, first = run(1)
     assert code == 0
     mask = next((isolated_home / "cache").glob("mask-*.npz"))
@@ -205,7 +208,7 @@ def read_only(tmp_path):
 def test_a_read_only_data_folder_runs_with_one_warning_and_writes_nothing(
     photo, tmp_path, tiny_glpn, tiny_segmenter, isolated_home, capsys, read_only
 ):
-    run = lambda n, *x: cli(photo, tmp_path / f"{n}.ply", tiny_glpn, tiny_segmenter, capsys, *x)  # noqa: E731
+    run = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys)
     # an empty folder first (nothing can be saved at all), then one a run has filled
     read_only(isolated_home)
     before = _snapshot(isolated_home)
@@ -221,7 +224,7 @@ def test_a_read_only_data_folder_runs_with_one_warning_and_writes_nothing(
 def test_a_filled_read_only_data_folder_is_used_without_a_warning(
     photo, tmp_path, tiny_glpn, tiny_segmenter, isolated_home, capsys, read_only
 ):
-    run = lambda n, *x: cli(photo, tmp_path / f"{n}.ply", tiny_glpn, tiny_segmenter, capsys, *x)  # noqa: E731
+    run = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys)
     assert run(1)[0] == 0
     read_only(isolated_home)
     before = _snapshot(isolated_home)
@@ -257,9 +260,7 @@ def test_a_full_disk_while_exporting_leaves_nothing_partial(
 ):
     # the tiny GLPN graph (about 300 KB) cannot fit in 256 KiB; the segmenter's copy can
     monkeypatch.setenv("IMG2MESH_HOME", str(tiny_disk))
-    run = lambda n: cli(
-        photo, tmp_path / f"{n}.ply", tiny_glpn, tiny_segmenter, capsys, "--no-cache"
-    )  # noqa: E731
+    run = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys, "--no-cache")
     for n in (1, 2):
         code, warnings, report = run(n)
         assert code == 0 and report["depth"]["backend"] == "pytorch"
