@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -97,6 +98,10 @@ class Worker:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self._pipeline: Pipeline | None = None
+        self._state = threading.Lock()  # the busy flag, between the reader and the runner
+        self._writing = threading.Lock()  # one event line at a time on the pipe
+        self._busy = False
+        self._stop_after_run = False
 
     @property
     def pipeline(self) -> Pipeline:
@@ -108,8 +113,14 @@ class Worker:
 
     def emit(self, event: str, request_id: Any = None, **fields: Any) -> None:
         message = {"event": event, "id": request_id, **fields}
-        self.out.write(json.dumps(message, default=_jsonable) + "\n")
-        self.out.flush()
+        text = json.dumps(message, default=_jsonable) + "\n"
+        if event in ("done", "error") and threading.current_thread() is threading.main_thread():
+            with self._state:
+                # the run is over for the add-on once it reads this: its next request is served
+                self._busy = False
+        with self._writing:
+            self.out.write(text)
+            self.out.flush()
 
     def ready(self, request_id: Any = None) -> None:
         loaded: list[str] = []
@@ -128,32 +139,94 @@ class Worker:
         )
 
     def serve(self, lines) -> int:
-        self.ready()
-        for line in lines:
-            if not line.strip():
-                continue
+        """Answer the requests in ``lines`` (text lines, or a binary stream such as stdin's buffer).
+
+        A reader thread takes the lines as they come, so a request that arrives while a
+        reconstruction runs is answered at once (``ping``: ``ready``; anything else: an
+        ``error`` of kind ``Busy``) instead of waiting its turn; ``shutdown`` during a
+        run ends the worker once the run is over. Malformed input of any kind is a
+        ``ProtocolError`` reply (core.worker_input), and the worker reads on.
+        """
+        import queue
+
+        from .worker_input import read_lines
+
+        source = read_lines(lines) if hasattr(lines, "readline") and _is_binary(lines) else lines
+        pending: queue.Queue = queue.Queue()
+        self._busy = False
+        self._stop_after_run = False
+
+        def reader() -> None:
             try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                self.emit("error", None, kind="ProtocolError", message=f"Bad request ({exc}).")
+                for line in source:
+                    with self._state:
+                        if not self._busy:
+                            pending.put(line)
+                            continue
+                    self._while_busy(line)
+            finally:
+                pending.put(None)  # stdin closed: the add-on has gone
+
+        self.ready()
+        threading.Thread(target=reader, name="img2mesh-requests", daemon=True).start()
+        while True:
+            line = pending.get()
+            if line is None:
+                return 0
+            request = self._request(line)
+            if request is None:
                 continue
-            kind, request_id = request.get("request"), request.get("id")
+            kind, request_id, request = request
             if kind == "shutdown":
                 return 0
             if kind == "ping":
                 self.ready(request_id)
-            elif kind == "reconstruct":
+                continue
+            with self._state:
+                self._busy = True
+            try:
                 self.reconstruct(request_id, request)
-            else:
-                self.emit(
-                    "error",
-                    request_id,
-                    kind="ProtocolError",
-                    message=f"Unknown request {kind!r}: use reconstruct, ping or shutdown.",
-                )
-        return 0  # stdin closed: the add-on has gone
+            finally:
+                with self._state:
+                    self._busy = False
+            if self._stop_after_run:
+                return 0
+
+    def _request(self, line) -> tuple[str, Any, dict] | None:
+        """(kind, id, request) of a valid request line; None after answering a bad one."""
+        from .worker_input import ProtocolError, check, parse, request_id
+
+        if isinstance(line, str) and not line.strip():
+            return None
+        request = None
+        try:
+            if isinstance(line, ProtocolError):
+                raise line
+            request = parse(line)
+            return check(request), request_id(request), request
+        except ProtocolError as exc:
+            rid = request_id(request) if isinstance(request, dict) else None
+            self.emit("error", rid, kind="ProtocolError", message=str(exc))
+            return None
+
+    def _while_busy(self, line) -> None:
+        """A line read while a reconstruction runs (on the reader thread)."""
+        request = self._request(line)
+        if request is None:
+            return
+        kind, request_id, _ = request
+        if kind == "ping":
+            self.ready(request_id)
+        elif kind == "shutdown":
+            self._stop_after_run = True
+        else:
+            self.emit(
+                "error",
+                request_id,
+                kind="Busy",
+                message="A reconstruction is running: one request runs at a time; "
+                "send it again after that run's done or error event.",
+            )
 
     def reconstruct(self, request_id: Any, request: dict) -> None:
         from .errors import Img2MeshError, OptionError, OutputError
@@ -238,6 +311,14 @@ class Worker:
             seconds=round(time.perf_counter() - started, 4),
             **extra,
         )
+
+
+def _is_binary(stream) -> bool:
+    import io
+
+    return isinstance(stream, io.BufferedIOBase | io.RawIOBase) or "b" in getattr(
+        stream, "mode", ""
+    )
 
 
 def _prompt_options(prompt: Any) -> dict[str, Any]:
@@ -343,7 +424,10 @@ def main() -> int:
     if os.environ.get("IMG2MESH_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         go_offline()
     try:
-        return Worker(out).serve(sys.stdin)
+        # a stream of our own: the reader thread may still wait in it when the process
+        # exits, and Python aborts if that is sys.stdin's (it locks it to close it)
+        requests = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+        return Worker(out).serve(requests)
     except KeyboardInterrupt:
         return 130
 
