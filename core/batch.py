@@ -22,14 +22,14 @@ def already_done(targets: list[Path], preview: bool) -> list[bool]:
     with only some of them was changed by hand: it is not skipped, and replacing what
     is left needs --overwrite.
     """
-    return [all(p.is_file() for p in outputs_of(t, preview)) for t in targets]
+    return [all(_there(p, file=True) for p in outputs_of(t, preview)) for t in targets]
 
 
 def check_targets(paths: list[Path], overwrite: bool, batch: bool, skip_existing: bool) -> None:
     """Every output can be written; in a batch, existing ones are named with the ways on."""
     from .export import check_target
 
-    there = [] if overwrite else [p for p in paths if p.exists()]
+    there = [] if overwrite else [p for p in paths if _there(p)]
     if there and skip_existing:
         raise OutputError(
             f"{there[0]} is there without the other outputs of its photo, so that photo is "
@@ -42,6 +42,14 @@ def check_targets(paths: list[Path], overwrite: bool, batch: bool, skip_existing
         )
     for path in paths:
         check_target(path, overwrite=overwrite)
+
+
+def _there(path: Path, file: bool = False) -> bool:
+    """Does ``path`` exist? A folder the user may not enter counts as no (check_target says why)."""
+    try:
+        return path.is_file() if file else path.exists()
+    except OSError:
+        return False
 
 
 class Report:
