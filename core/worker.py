@@ -173,10 +173,10 @@ class Worker:
             line = pending.get()
             if line is None:
                 return 0
-            request = self._request(line)
-            if request is None:
+            parsed = self._request(line)
+            if parsed is None:
                 continue
-            kind, request_id, request = request
+            kind, request_id, request = parsed
             if kind == "shutdown":
                 return 0
             if kind == "ping":
@@ -211,10 +211,10 @@ class Worker:
 
     def _while_busy(self, line) -> None:
         """A line read while a reconstruction runs (on the reader thread)."""
-        request = self._request(line)
-        if request is None:
+        parsed = self._request(line)
+        if parsed is None:
             return
-        kind, request_id, _ = request
+        kind, request_id, _ = parsed
         if kind == "ping":
             self.ready(request_id)
         elif kind == "shutdown":
