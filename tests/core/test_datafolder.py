@@ -301,3 +301,44 @@ def test_two_processes_exporting_the_same_graph_both_finish_with_one_valid_graph
     est = DepthEstimator("x", model_dir=str(tiny_glpn), device="cpu")
     est.predict(np.asarray(Image.open(photo).convert("RGB")))
     assert est.backend == "onnxruntime"
+
+
+def test_a_disk_full_from_the_start_runs_with_one_warning_and_leaves_no_file(
+    photo, tmp_path, tiny_glpn, tiny_segmenter, capsys, monkeypatch, tiny_disk
+):
+    home = tiny_disk / "home"
+    home.mkdir()
+    filler = tiny_disk / "filler"
+    with open(filler, "wb", buffering=0) as f:  # fill every block left
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    monkeypatch.setenv("IMG2MESH_HOME", str(home))
+    code, warnings, report = runner(photo, tmp_path, tiny_glpn, tiny_segmenter, capsys)(1)
+    assert code == 0 and report["depth"]["backend"] == "pytorch"
+    assert len(warnings) == 1 and "No space left" in warnings[0]
+    assert [p for p in home.rglob("*") if p.is_file() and p.name != ".lock"] == []
+
+
+def test_a_damaged_graph_between_two_real_command_line_processes(
+    photo, tmp_path, tiny_glpn, tiny_segmenter, isolated_home
+):
+    args = [sys.executable, "-m", "core", str(photo), "--model-dir", str(tiny_glpn)]
+    args += ["--rembg-model", str(tiny_segmenter), "--mesh", "grid", "--no-preview", "-q"]
+    args += ["--no-cache", "--overwrite", "-o", str(tmp_path / "m.ply")]
+    env = {**os.environ, "IMG2MESH_HOME": str(isolated_home)}
+    first = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    (graph,) = depth_graphs(isolated_home)
+    _truncate(graph)  # as a crash or a sync tool would leave it
+    second = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr
+    warnings = [x for x in second.stderr.splitlines() if x.startswith("img2mesh: warning:")]
+    assert warnings == [
+        f"img2mesh: warning: The saved ONNX Runtime depth graph {graph} was damaged; "
+        "it is rebuilt (nothing to do on your side)."
+    ]
+    meta = json.loads((graph.parent / "meta.json").read_text())
+    assert datafolder.matches(graph, meta["shapes"][graph.stem]["graph"])  # rebuilt, valid
