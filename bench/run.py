@@ -51,9 +51,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-blender", action="store_true", help="skip the Blender import timing")
     parser.add_argument(
         "--only",
-        choices=["texture"],
+        choices=["texture", "memory"],
         help="run one section on its own: texture = colour fidelity and cost of the photo "
-        "texture (bench/texture.py; writes docs/texture-benchmark.md)",
+        "texture (bench/texture.py; writes docs/texture-benchmark.md); memory = peak RSS, "
+        "48-MP vs 640-px JPEG (printed)",
     )
     args, rest = parser.parse_known_args(argv)
     if args.only == "texture":
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
         return texture.main(forward + rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.only == "memory":
+        from bench import memory
+
+        return memory.main(args.repeat or 3, args.workdir)
 
     from bench import models as bench_models
 
@@ -132,6 +137,10 @@ def main(argv=None) -> int:
         log("the real worker")
         results["worker"] = bench.worker(inputs[first])
         results["imports"] = bench.import_times()
+        log("memory on a 48-MP photo")
+        from bench import memory
+
+        results["memory"] = memory.measure(work, repeat)
     else:
         background.result()
     results["targets"] = targets(results, f"{first[0]}x{first[1]}")
@@ -638,6 +647,12 @@ def fmt(value, unit: str = "s") -> str:
     return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
 
 
+def _memory_lines(memory: dict) -> list[str]:
+    from bench.memory import markdown as memory_markdown
+
+    return memory_markdown(memory)
+
+
 def markdown(results: dict, plot: str) -> str:
     m, v, timing = results["machine"], results["versions"], results["timing"]
     sizes = results["sizes"]
@@ -667,6 +682,7 @@ def markdown(results: dict, plot: str) -> str:
         "The models are built once into `bench/.models/` (`python bench/models.py`). The Blender "
         "row needs `.venv-blender` (bpy 4.5); `--no-blender` skips it.",
         "",
+        *(_memory_lines(results["memory"]) if "memory" in results else []),
         "## Machine and versions",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores"
@@ -912,6 +928,7 @@ def warm_rows(results: dict, tag: str) -> list[str]:
         runs.append(
             (f"re-mesh `{' '.join(_flag(k, val) for k, val in change.items())}`", f"remesh.{i}")
         )
+
     def reused(path):
         names = {"pointcloud": "point cloud", "surface": "Poisson surface"}
         hits = [names.get(k, k) for k, v in (at(u[0], path).get("cache") or {}).items() if v]

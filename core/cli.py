@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-preview", action="store_true", help="do not write the preview PNG")
     p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip photos whose outputs are all there already (resume a batch)",
+    )
+    p.add_argument(
         "--report", metavar="FILE.json", help="write settings, timings, counts and warnings"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -124,7 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--rembg-model",
         default=DEFAULT_REMBG_MODEL,
         metavar="NAME|FILE.onnx",
-        help=f"rembg model name or a custom U2-Net-style .onnx file (default: {DEFAULT_REMBG_MODEL})",
+        help=f"rembg model name or a custom .onnx file: U2-Net style (any input size, 320 used) or "
+        f"fixed-size IS-Net/BiRefNet/BRIA style (default: {DEFAULT_REMBG_MODEL})",
+    )
+    g.add_argument(
+        "--rembg-normalize",
+        choices=["auto", "imagenet", "half"],
+        default="auto",
+        help="input normalisation of a custom .onnx: imagenet (U2-Net, BiRefNet), half (mean 0.5, "
+        "std 1: IS-Net, BRIA); auto (default) tells them apart from the model's graph",
     )
 
     g = p.add_argument_group("depth")
@@ -249,6 +262,7 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
         max_size=a.max_size,
         segment=a.segment,
         rembg_model=a.rembg_model,
+        rembg_normalize=a.rembg_normalize,
         depth="map" if a.depth_map else a.depth,
         depth_model=a.depth_model,
         depth_kind=a.depth_kind,
@@ -439,23 +453,41 @@ def _error(message: str) -> None:
 
 
 def _run(a: argparse.Namespace) -> int:
+    from .batch import Report, already_done, check_targets, closing_line, outputs_of
+
     settings = settings_from_args(a)
     images = expand_inputs(a.inputs)
     batch = len(images) > 1 or any(Path(i).is_dir() for i in a.inputs)
     targets = plan_outputs(images, a, batch)
     report_path = Path(a.report) if a.report else None
-    planned = with_companions(targets, a)
-    if not a.no_preview:
-        planned += [preview_path(t) for t in targets]
+    preview = not a.no_preview
+    skip = already_done(targets, preview, a.texture) if a.skip_existing else [False] * len(images)
+    planned = [
+        p
+        for t, s in zip(targets, skip, strict=True)
+        if not s
+        for p in outputs_of(t, preview, a.texture)
+    ]
     if report_path:
         planned.append(report_path)
-    check_writable(planned, a.overwrite)
+    check_targets(planned, a.overwrite, batch, a.skip_existing)
+    skipped = sum(skip)
+    if skipped:
+        print(
+            f"Skipping {skipped} of {len(images)} photo{'s' if len(images) != 1 else ''}: "
+            "their outputs are all there (--skip-existing)."
+        )
 
     from .pipeline import Pipeline
 
     pipeline = Pipeline()
-    reports, failures = [], 0
+    report = Report(report_path, a.overwrite, batch)
+    done = failures = 0
     for i, (image, target) in enumerate(zip(images, targets, strict=True)):
+        if skip[i]:
+            outputs = [str(p) for p in outputs_of(target, not a.no_preview, a.texture)]
+            report.add({"input": str(image), "skipped": True, "outputs": outputs})
+            continue
         prefix = f"[{i + 1}/{len(images)}] " if batch else ""
         # bars only on a terminal: a log file gets the summary lines, not carriage returns
         bars = StageBars(prefix, enabled=not a.quiet and sys.stderr.isatty())
@@ -473,25 +505,20 @@ def _run(a: argparse.Namespace) -> int:
                 raise
             failures += 1
             _error(f"{image.name}: {exc}")
-            reports.append({"input": str(image), "error": str(exc)})
+            report.add({"input": str(image), "error": str(exc)})
             continue
         finally:
             bars.close()
-        report = result.report()
-        report["outputs"] = written
-        reports.append(report)
+        done += 1
+        entry = result.report()
+        entry["outputs"] = written
+        report.add(entry)  # written as each photo finishes: a batch that dies keeps it
         for w in result.warnings:
             print(f"img2mesh: warning: {w}", file=sys.stderr)
         total = time.perf_counter() - t0
         print(result.summary(target.name, total))
-    if report_path:
-        from .export import atomic_write
-
-        payload = reports[0] if not batch else {"runs": reports}
-        text = json.dumps(payload, indent=2).encode()
-        atomic_write(report_path, lambda f: f.write(text), overwrite=a.overwrite)
-    if batch and len(images) > 1:
-        print(f"{len(images) - failures} of {len(images)} images reconstructed.")
+    if batch:
+        print(closing_line(done, skipped, failures))
     return EXIT_ERROR if failures else 0
 
 

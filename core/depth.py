@@ -327,7 +327,8 @@ class DepthEstimator:
             refused = what
         self.backend_note = f"PyTorch (ONNX Runtime not used: {refused})"
         warning = f"The depth network ran in PyTorch because {refused}."
-        if warning not in self.warnings:
+        # a data folder that cannot be written is said once for all (core.datafolder)
+        if warning not in self.warnings and not onnx.unwritable(shape):
             self.warnings.append(warning)
         return pred
 

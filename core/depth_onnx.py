@@ -316,6 +316,9 @@ class OnnxDepthModel:
         self._sessions: dict[tuple[int, int], object] = {}
         self.last_forward_s: float | None = None  # seconds of the last session.run
         self._refused: dict[tuple[int, int], str] = {}
+        self._unwritable: set[tuple[int, int]] = set()  # refused only for want of disk
+        self._checked: dict[tuple[int, int], str] = {}  # graph fingerprints seen to match
+        self._failed: set[tuple[int, int]] = set()  # graphs ONNX Runtime could not open
 
     def _key(self) -> str:
         """Changes whenever the weights, configs, transformers or torch change."""
@@ -330,44 +333,101 @@ class OnnxDepthModel:
         return h.hexdigest()[:16]
 
     # -- bookkeeping ---------------------------------------------------------------------
+    # Everything here is ours, so nothing in it may stop a run: an unreadable meta.json is
+    # an empty one, a graph whose fingerprint (core.datafolder) does not match its entry
+    # or that ONNX Runtime cannot open is deleted and exported again, and a folder that
+    # cannot be written leaves PyTorch in use with one warning about the data folder.
     def _meta_path(self) -> Path:
         return self.dir / "meta.json"
 
     def _meta(self) -> dict:
         try:
             data = json.loads(self._meta_path().read_text())
-            return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
-            return {}
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        if not isinstance(data.get("shapes"), dict):
+            data["shapes"] = {}
+        return data
 
-    def _record(self, shape: tuple[int, int], entry: dict) -> None:
-        """Write down what happened to this shape; a cache that cannot be written is skipped."""
-        if entry.get("status") == "refused":
+    def _record(self, shape: tuple[int, int], entry: dict | None) -> None:
+        """Write down what happened to this shape (None: forget it); a cache that cannot be written is skipped."""
+        from .datafolder import locked
+
+        if entry is not None and entry.get("status") == "refused":
             self._refused[shape] = str(entry.get("reason"))
-        meta = self._meta()
-        meta.setdefault("model", self.source)
-        meta.setdefault("shapes", {})[_shape_name(shape)] = entry
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".meta-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(meta, f, indent=2, sort_keys=True)
-                os.replace(tmp, self._meta_path())
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        except OSError:
-            pass  # tried again by the next process; this one remembers (self._refused)
+            with locked(self.dir):
+                self._record_locked(shape, entry)
+        except OSError as exc:
+            from .datafolder import cannot_write
+
+            cannot_write(exc)  # tried again by the next process; this one remembers (self._refused)
+
+    def _record_locked(self, shape: tuple[int, int], entry: dict | None) -> None:
+        meta = self._meta()
+        meta.setdefault("model", self.source)
+        if entry is None:
+            meta["shapes"].pop(_shape_name(shape), None)
+        else:
+            meta["shapes"][_shape_name(shape)] = entry
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".meta-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(meta, f, indent=2, sort_keys=True)
+            os.replace(tmp, self._meta_path())
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def entry(self, shape: tuple[int, int]) -> dict | None:
         """What is known about this input shape under the installed onnxruntime, or None."""
-        entry = self._meta().get("shapes", {}).get(_shape_name(shape))
+        entry = self._meta()["shapes"].get(_shape_name(shape))
         if not isinstance(entry, dict) or not self._current(entry):
             return None
-        if entry.get("status") == "verified" and not self._graph(shape).is_file():
+        if entry.get("status") == "verified" and not self._graph_ok(shape, entry):
             return None
         return entry
+
+    def _graph_ok(self, shape: tuple[int, int], entry: dict) -> bool:
+        """Is the graph on disk the one this entry verified? A damaged one is removed (said once)."""
+        from .datafolder import matches
+
+        expected = entry.get("graph")
+        if expected is not None and self._checked.get(shape) == expected:
+            return True
+        graph = self._graph(shape)
+        if not isinstance(expected, str) or not graph.exists():
+            return False  # trimmed, or written before graphs had fingerprints: exported again
+        if matches(graph, expected):
+            self._checked[shape] = expected
+            return True
+        self._discard(shape)
+        return False
+
+    def _discard(self, shape: tuple[int, int]) -> None:
+        """Remove a damaged graph and its entry, unless another process has just replaced it."""
+        from .datafolder import locked, matches, rebuilt, remove
+
+        graph = self._graph(shape)
+        self._checked.pop(shape, None)
+        self._sessions.pop(shape, None)
+        try:
+            with locked(self.dir):
+                fresh = self._meta()["shapes"].get(_shape_name(shape))
+                if (
+                    shape not in self._failed
+                    and isinstance(fresh, dict)
+                    and matches(graph, fresh.get("graph"))
+                ):
+                    return  # replaced by another process since we looked: it is fine
+                remove(graph)
+                self._record_locked(shape, None)
+        except OSError:
+            pass  # a read-only folder: this process uses PyTorch; the next run tries again
+        rebuilt(graph, "saved ONNX Runtime depth graph")
 
     def _current(self, entry: dict) -> bool:
         """Made by the installed onnxruntime on this kind of CPU (the graph is optimised for both)."""
@@ -376,13 +436,18 @@ class OnnxDepthModel:
         return entry.get("onnxruntime") == self.ort_version and entry.get("cpu") == cpu_key()
 
     def verified(self, shape: tuple[int, int]) -> bool:
+        if shape in self._failed:
+            return False
         entry = self.entry(shape)
         return entry is not None and entry.get("status") == "verified"
 
     def any_verified(self) -> bool:
-        shapes = self._meta().get("shapes", {})
+        shapes = self._meta()["shapes"]
         return any(
-            isinstance(e, dict) and e.get("status") == "verified" and self._current(e)
+            isinstance(e, dict)
+            and e.get("status") == "verified"
+            and self._current(e)
+            and isinstance(e.get("graph"), str)
             for e in shapes.values()
         )
 
@@ -392,6 +457,10 @@ class OnnxDepthModel:
             return self._refused[shape]
         entry = self.entry(shape)
         return str(entry.get("reason")) if entry and entry.get("status") == "refused" else None
+
+    def unwritable(self, shape: tuple[int, int]) -> bool:
+        """Was this shape left in PyTorch only because the data folder could not take its graph?"""
+        return shape in self._unwritable
 
     def _graph(self, shape: tuple[int, int]) -> Path:
         return self.dir / f"{_shape_name(shape)}.onnx"
@@ -405,7 +474,13 @@ class OnnxDepthModel:
             return None
         from .onnx_cache import open_optimized
 
-        session = open_optimized(self._graph(shape))
+        try:
+            session = open_optimized(self._graph(shape))
+        except Exception:  # onnxruntime raises its own types for a graph it cannot parse
+            self._failed.add(shape)
+            self._discard(shape)
+            self._failed.discard(shape)
+            return None
         with contextlib.suppress(OSError):
             os.utime(self._graph(shape))  # recently used graphs are kept
         self._sessions[shape] = session
@@ -428,8 +503,10 @@ class OnnxDepthModel:
 
         ``pixel_values``: the torch tensor PyTorch ran on; ``reference``: PyTorch's output
         after post-processing, of ``kind`` (see :func:`relative_error`). Returns
-        (verified, what happened) and records it.
+        (verified, what happened) and records it. A failure of the disk (full, read-only)
+        is not recorded: the next run tries again.
         """
+        from .datafolder import cannot_write, fingerprint, locked, matches, unavailable
         from .onnx_cache import cpu_key, open_optimized, optimize
 
         shape = tuple(int(v) for v in pixel_values.shape[-2:])
@@ -443,6 +520,14 @@ class OnnxDepthModel:
             "cpu": cpu_key(),
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
+
+        def disk_failed(exc: BaseException) -> tuple[bool, str]:
+            cannot_write(exc)
+            reason = f"its ONNX Runtime folder {self.dir} cannot be written ({_first_line(exc)})"
+            self._refused[shape] = reason
+            self._unwritable.add(shape)
+            return False, reason
+
         graph = self._graph(shape)
         temporary: list[Path] = []
         try:
@@ -454,15 +539,15 @@ class OnnxDepthModel:
         except OSError as exc:
             for tmp in temporary:
                 tmp.unlink(missing_ok=True)
-            reason = f"its ONNX Runtime folder {self.dir} cannot be written ({exc.strerror or exc})"
-            self._refused[shape] = reason
-            return False, reason
+            return disk_failed(exc)
         plain, optimized = temporary
         try:
             t0 = time.perf_counter()
             try:
                 _export(model, pixel_values, plain)
             except Exception as exc:  # the tracer and exporter raise many kinds
+                if unavailable(exc):
+                    return disk_failed(exc)
                 reason = f"the export to ONNX failed ({_first_line(exc)})"
                 self._record(shape, {**entry, "status": "refused", "reason": reason})
                 return False, reason
@@ -473,6 +558,8 @@ class OnnxDepthModel:
                 session = open_optimized(optimized)
                 ours = self.run(session, self.preprocessing(image, size), *reference.shape)
             except Exception as exc:  # onnxruntime raises its own types
+                if unavailable(exc):
+                    return disk_failed(exc)
                 reason = f"ONNX Runtime could not run the exported graph ({_first_line(exc)})"
                 self._record(shape, {**entry, "status": "refused", "reason": reason})
                 return False, reason
@@ -486,14 +573,21 @@ class OnnxDepthModel:
                 self._record(shape, {**entry, "status": "refused", "reason": reason})
                 return False, reason
             try:
-                os.replace(optimized, graph)
+                with locked(self.dir):
+                    # Another process (the add-on's worker, a second CLI run) may have
+                    # put a verified graph for this shape in place meanwhile: keep that one.
+                    theirs = self._meta()["shapes"].get(_shape_name(shape))
+                    if not (
+                        isinstance(theirs, dict)
+                        and theirs.get("status") == "verified"
+                        and self._current(theirs)
+                        and matches(graph, theirs.get("graph"))
+                    ):
+                        entry["graph"] = fingerprint(optimized)
+                        os.replace(optimized, graph)
+                        self._record_locked(shape, {**entry, "status": "verified"})
             except OSError as exc:
-                reason = (
-                    f"its ONNX Runtime folder {self.dir} cannot be written ({exc.strerror or exc})"
-                )
-                self._refused[shape] = reason
-                return False, reason
-            self._record(shape, {**entry, "status": "verified"})
+                return disk_failed(exc)
             self._sessions[shape] = session
             self._trim()
             return True, f"verified against PyTorch (largest relative difference {error:.1g})"
@@ -503,7 +597,8 @@ class OnnxDepthModel:
                     tmp.unlink()
 
     def _trim(self) -> None:
-        graphs = sorted(self.dir.glob("*.onnx"), key=lambda p: p.stat().st_mtime)
+        # not the temporary files (".export-*") of a process still exporting
+        graphs = sorted(self.dir.glob("[!.]*.onnx"), key=lambda p: p.stat().st_mtime)
         for old in graphs[: max(0, len(graphs) - KEEP_SHAPES)]:
             with contextlib.suppress(OSError):
                 old.unlink()

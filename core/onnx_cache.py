@@ -49,23 +49,43 @@ def options(ort, *, optimized: bool):
     return opts
 
 
-def optimize(source: Path, target: Path, configure=None) -> None:
-    """Write ``source`` optimised for this CPU to ``target`` (atomically)."""
+def optimize(source: Path, target: Path, configure=None, *, stamp: Path | None = None) -> None:
+    """Write ``source`` optimised for this CPU to ``target`` (atomically).
+
+    ``stamp``: also write the graph's fingerprint (core.datafolder) there, the pair
+    replaced under the folder's lock so that two processes optimising the same model
+    leave one graph and its matching fingerprint.
+    """
     import onnxruntime as ort
+
+    from . import datafolder
 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".opt-", suffix=".onnx")
     os.close(fd)
+    sum_tmp = None
     try:
         opts = options(ort, optimized=False)
         if configure is not None:
             configure(opts)
         opts.optimized_model_filepath = tmp
         ort.InferenceSession(str(source), opts, providers=["CPUExecutionProvider"])
-        os.replace(tmp, target)
+        if not os.path.getsize(tmp):
+            # onnxruntime logs, rather than raises, a failed write of the optimised graph
+            raise OSError(28, "No space left on device (the optimised graph is empty)")
+        if stamp is None:
+            os.replace(tmp, target)
+            return
+        fd, sum_tmp = tempfile.mkstemp(dir=target.parent, prefix=".opt-", suffix=".sum")
+        with os.fdopen(fd, "w") as f:
+            f.write(datafolder.fingerprint(Path(tmp)))
+        with datafolder.locked(target.parent):
+            os.replace(tmp, target)
+            os.replace(sum_tmp, stamp)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for path in (tmp, sum_tmp):
+            if path is not None and os.path.exists(path):
+                os.unlink(path)
 
 
 def open_optimized(path: Path, configure=None):
@@ -82,31 +102,67 @@ def cached_session(source: Path, folder: Path, configure=None):
     """A CPU session on ``source``, optimised once and kept in ``folder`` for the next start.
 
     The copy's name holds the source's path, size and time, so a changed file is
-    optimised again. If the copy cannot be written, the session is made the usual way.
+    optimised again; a ``.sum`` file beside it holds the copy's fingerprint
+    (core.datafolder). A copy that is cut short, emptied, swapped or that ONNX Runtime
+    cannot open is ours, not the user's: it is made again from ``source`` (one
+    warning). If the copy cannot be written, the session is made from ``source``
+    directly; only a failure on ``source`` itself reaches the caller.
     """
-    import onnxruntime as ort
+    from . import datafolder
 
     st = source.stat()
     blob = f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}|{cpu_key()}"
     name = f"{source.stem[:40]}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.onnx"
     copy = folder / name
-    if not copy.is_file():
+    stamp = copy.with_suffix(".sum")
+    if copy.exists():
         try:
-            optimize(source, copy, configure)
+            expected = stamp.read_text().strip()
         except OSError:
-            opts = options(ort, optimized=False)
-            if configure is not None:
-                configure(opts)
-            return ort.InferenceSession(str(source), opts, providers=["CPUExecutionProvider"])
+            expected = None
+        if datafolder.matches(copy, expected):
+            try:
+                session = open_optimized(copy, configure)
+            except Exception:  # onnxruntime's own types: a copy it cannot parse is damaged
+                session = None
+            if session is not None:
+                with contextlib.suppress(OSError):
+                    os.utime(copy)
+                    _trim(folder, keep=8)
+                return session
+        datafolder.rebuilt(copy, "optimised copy of the segmentation model")
+        datafolder.remove(copy)
+        datafolder.remove(stamp)
+    try:
+        optimize(source, copy, configure, stamp=stamp)
+    except OSError as exc:
+        if not datafolder.unavailable(exc):
+            raise
+        datafolder.cannot_write(exc)
+        return _plain_session(source, configure)
+    except Exception as exc:
+        if datafolder.unavailable(exc):  # onnxruntime's own error for a full disk
+            datafolder.cannot_write(exc)
+        return _plain_session(source, configure)  # the user's file: its own error, if any
     with contextlib.suppress(OSError):
-        os.utime(copy)
         _trim(folder, keep=8)
     return open_optimized(copy, configure)
 
 
+def _plain_session(source: Path, configure=None):
+    import onnxruntime as ort
+
+    opts = options(ort, optimized=False)
+    if configure is not None:
+        configure(opts)
+    return ort.InferenceSession(str(source), opts, providers=["CPUExecutionProvider"])
+
+
 def _trim(folder: Path, keep: int) -> None:
     """Remove all but the ``keep`` most recently used graphs in ``folder``."""
-    graphs = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime)
+    # not the temporary files (".opt-*") of a process still writing its graph
+    graphs = sorted(folder.glob("[!.]*.onnx"), key=lambda p: p.stat().st_mtime)
     for old in graphs[: max(0, len(graphs) - keep)]:
-        with contextlib.suppress(OSError):
-            old.unlink()
+        for path in (old, old.with_suffix(".sum")):
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -151,7 +151,7 @@ class Pipeline:
 
             if self._remover is None:
                 self._remover = BackgroundRemover()
-            self._remover.load(settings.rembg_model)
+            self._remover.load(settings.rembg_model, settings.rembg_normalize)
         if settings.depth == "model":
             self.depth_estimator(settings).load(image_size)
 
@@ -291,6 +291,9 @@ class Pipeline:
         mesh_cam, mesh_info = timed("mesh", make_mesh)
         timings["mesh"] -= timings.get("texture", 0.0)
         warnings.extend(mesh_info.pop("warnings", []) or [])
+        from .datafolder import take_warnings
+
+        warnings.extend(take_warnings())  # a damaged or read-only data folder, said once
         info["cache"]["surface"] = bool(mesh_info.pop("poisson_reused", False))
         info.update({f"mesh_{k}": v for k, v in mesh_info.items()})
         mesh, camera = to_output_frame(mesh_cam, K, source)
@@ -434,7 +437,7 @@ class Pipeline:
 
             if self._remover is None:
                 self._remover = BackgroundRemover()
-            mask = clean_mask(self._remover.mask(photo.rgb, s.rembg_model) >= 0.5)
+            mask = clean_mask(self._remover.mask(photo.rgb, s.rembg_model, s.rembg_normalize) >= 0.5)
             source = f"rembg {Path(s.rembg_model).name if s.rembg_model.endswith('.onnx') else s.rembg_model}"
         info["mask_source"] = source
         info["cache"]["mask"] = False

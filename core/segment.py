@@ -16,9 +16,12 @@ class BackgroundRemover:
     def __init__(self) -> None:
         self._sessions: dict[str, object] = {}
 
-    def mask(self, rgb: np.ndarray, model: str = "u2net") -> np.ndarray:
-        """Foreground probability (H, W) float32 in [0, 1] from a rembg model name or a custom .onnx file."""
-        session = self._session(model)
+    def mask(self, rgb: np.ndarray, model: str = "u2net", normalize: str = "auto") -> np.ndarray:
+        """Foreground probability (H, W) float32 in [0, 1] from a rembg model name or a custom .onnx file.
+
+        ``normalize``: how a custom file's input is normalised (see :data:`NORMALIZATIONS`).
+        """
+        session = self._session(model, normalize)
         from PIL import Image
 
         try:
@@ -32,14 +35,14 @@ class BackgroundRemover:
             raise
         return np.asarray(out[0], dtype=np.float32) / 255.0
 
-    def load(self, model: str = "u2net") -> None:
+    def load(self, model: str = "u2net", normalize: str = "auto") -> None:
         """Create the model's session now (it is otherwise made on the first mask)."""
-        self._session(model)
+        self._session(model, normalize)
 
-    def _session(self, model: str):
-        key = str(Path(model).resolve()) if _is_custom(model) else model
+    def _session(self, model: str, normalize: str = "auto"):
+        key = f"{Path(model).resolve()}|{normalize}" if _is_custom(model) else model
         if key not in self._sessions:
-            self._sessions[key] = _new_session(model)
+            self._sessions[key] = _new_session(model, normalize)
         return self._sessions[key]
 
 
@@ -54,14 +57,23 @@ def _is_custom(model: str) -> bool:
 U2NET_FAMILY = ("u2net", "u2netp", "u2net_human_seg", "silueta")
 
 
-def _new_session(model: str):
+#: How a custom model's input is normalised: ``imagenet`` (U^2-Net, BiRefNet: ImageNet's
+#: mean and std), ``half`` (IS-Net/DIS, BRIA RMBG, BEN: mean 0.5, std 1), or ``auto``
+#: (see :func:`detect_normalization`).
+NORMALIZATIONS = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "half": ((0.5, 0.5, 0.5), (1.0, 1.0, 1.0)),
+}
+
+
+def _new_session(model: str, normalize: str = "auto"):
     from .paths import rembg_home
 
     # rembg reads its model folder from the environment; ours unless the user set theirs.
     if not (os.environ.get("U2NET_HOME") or os.environ.get("REMBG_HOME")):
         os.environ["REMBG_HOME"] = str(rembg_home())
     if _is_custom(model):
-        return _custom_session(Path(model))
+        return _custom_session(Path(model), normalize)
     if model in U2NET_FAMILY:
         local = _downloaded(model)
         if local is not None:
@@ -132,12 +144,18 @@ def _downloaded(model: str) -> Path | None:
 class U2netSession:
     """rembg's U2netSession / U2netCustomSession, the same steps on the same file, without rembg.
 
+    Also the fixed-size families rembg runs (IS-Net/DIS, BRIA RMBG, BEN, BiRefNet): the
+    input size is read from the model (a fixed H x W, else U^2-Net's 320 x 320), the
+    normalisation is ``normalize`` (a key of :data:`NORMALIZATIONS`; ``None``: ImageNet's,
+    as rembg's U^2-Net), and with ``sigmoid`` set, logits (BiRefNet's output) go through
+    a sigmoid before rembg's min-max scaling.
+
     ``clip``: the named models clip the scaled output to [0, 1] before 8-bit
     conversion, the custom session does not (it changes nothing unless the output is
     constant).
     """
 
-    def __init__(self, path: Path, *, clip: bool) -> None:
+    def __init__(self, path: Path, *, clip: bool, normalize: str | None = None) -> None:
         import onnxruntime as ort
 
         self.clip = clip
@@ -154,21 +172,30 @@ class U2netSession:
             self.inner_session = ort.InferenceSession(
                 str(path), _session_options(ort), providers=providers
             )
+        inputs = self.inner_session.get_inputs()
+        shape = inputs[0].shape if inputs else []
+        fixed = len(shape) == 4 and all(isinstance(v, int) and v > 0 for v in shape[2:])
+        #: (width, height) the image is resized to
+        self.size = (int(shape[3]), int(shape[2])) if fixed else (320, 320)
+        self.normalize = normalize or "imagenet"
+        self.sigmoid = False  # the output is logits (set by _custom_session)
 
     def predict(self, img, *args, **kwargs) -> list:
         from PIL import Image
 
         # rembg's BaseSession.normalize and U2netSession.predict, step for step
-        im = img.convert("RGB").resize((320, 320), Image.Resampling.LANCZOS)
+        im = img.convert("RGB").resize(self.size, Image.Resampling.LANCZOS)
         im_ary = np.array(im)
         im_ary = im_ary / max(np.max(im_ary), 1e-6)
-        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        mean, std = NORMALIZATIONS[self.normalize]
         tmp = np.zeros((im_ary.shape[0], im_ary.shape[1], 3))
         for c in range(3):
             tmp[:, :, c] = (im_ary[:, :, c] - mean[c]) / std[c]
         feed = np.expand_dims(tmp.transpose((2, 0, 1)), 0).astype(np.float32)
         outs = self.inner_session.run(None, {self.inner_session.get_inputs()[0].name: feed})
-        pred = outs[0][:, 0, :, :]
+        pred = np.asarray(outs[0], dtype=np.float64)[:, 0, :, :]
+        if self.sigmoid:
+            pred = 1 / (1 + np.exp(-np.clip(pred, -60, 60)))  # logits (BiRefNet), as rembg does
         ma, mi = np.max(pred), np.min(pred)
         # A constant prediction singles nothing out (rembg divides by zero here).
         pred = np.squeeze((pred - mi) / (ma - mi) if ma > mi else np.zeros_like(pred))
@@ -176,6 +203,42 @@ class U2netSession:
             pred = pred.clip(0, 1)
         mask = Image.fromarray((pred * 255).astype("uint8"), mode="L")
         return [mask.resize(img.size, Image.Resampling.LANCZOS)]
+
+
+def detect_family(path: Path, input_shape) -> str:
+    """``u2net``, ``isnet`` or ``birefnet``: the family of a custom segmentation model, from its graph.
+
+    A model with a dynamic (or 320 x 320) input is U^2-Net-style: ImageNet's
+    statistics, as rembg's custom session uses. A fixed larger input is one of the
+    1024-pixel families: those whose first output comes out of a Sigmoid (``isnet``:
+    IS-Net/DIS, BRIA RMBG, BEN) take mean 0.5 and std 1; one that outputs logits
+    (``birefnet``) takes ImageNet's and a sigmoid after. Without the onnx package to
+    read the graph, a fixed input means ``isnet``.
+    """
+    spatial = list(input_shape[2:]) if len(input_shape) == 4 else []
+    if not all(isinstance(v, int) for v in spatial) or max(spatial or [0]) <= 320:
+        return "u2net"
+    try:
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # no onnx package, or a graph only onnxruntime reads
+        return "isnet"
+    made_by = {out: node for node in graph.node for out in node.output}
+    node = made_by.get(graph.output[0].name)
+    for _ in range(8):  # through casts (fp16 models) and reshapes to the last real step
+        if node is None or node.op_type not in _PASS_THROUGH:
+            break
+        node = made_by.get(node.input[0])
+    return "birefnet" if node is not None and node.op_type != "Sigmoid" else "isnet"
+
+
+#: Steps after a model's last activation that keep its values' range.
+_PASS_THROUGH = {"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose"}
+
+
+#: The input normalisation of each family detect_family tells apart.
+FAMILY_NORMALIZATION = {"u2net": "imagenet", "isnet": "half", "birefnet": "imagenet"}
 
 
 def _session_options(ort):
@@ -207,12 +270,17 @@ def _providers(ort) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _custom_session(path: Path):
-    """rembg's custom U2-Net session on a file the user chose, checked before onnxruntime sees it.
+def _custom_session(path: Path, normalize: str = "auto"):
+    """A session on a segmentation .onnx file the user chose, checked before onnxruntime sees it.
 
     The user's file is checked here (exists, .onnx, parses, image input) rather than by
-    rembg, which only accepts custom files under its own model folder.
+    rembg, which only accepts custom files under its own model folder. Its input size
+    is read from it; ``normalize`` ``auto`` takes the one of its family (:func:`detect_family`).
     """
+    if normalize not in ("auto", *NORMALIZATIONS):
+        raise OptionError(
+            f"Unknown input normalisation '{normalize}': choose auto, {', '.join(NORMALIZATIONS)}."
+        )
     if not path.exists():
         raise OptionError(f"The custom ONNX model '{path}' does not exist.")
     if not path.is_file() or path.suffix.lower() != ".onnx":
@@ -235,6 +303,9 @@ def _custom_session(path: Path):
             f"The custom ONNX model '{path.name}' has input shape {shape}; "
             "a segmentation model must take one 1x3xHxW image."
         )
+    family = detect_family(path, shape)
+    session.normalize = FAMILY_NORMALIZATION[family] if normalize == "auto" else normalize
+    session.sigmoid = family == "birefnet"
     return session
 
 

@@ -23,6 +23,7 @@ DEPTH_KINDS = ("auto", "metric", "disparity")
 MESH_METHODS = ("poisson", "grid")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEPTH_BACKENDS = ("auto", "torch", "onnx")
+REMBG_NORMALIZATIONS = ("auto", "imagenet", "half")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Settings:
     # background removal
     segment: str = "rembg"  # rembg | key | none
     rembg_model: str = DEFAULT_REMBG_MODEL  # a rembg model name or a path to a .onnx file
+    # a custom .onnx file's input normalisation: auto | imagenet | half (core.segment)
+    rembg_normalize: str = "auto"
     # depth
     depth: str = "model"  # model | inflate | map
     depth_model: str = DEFAULT_DEPTH_MODEL  # Hugging Face id or local folder
@@ -79,6 +82,7 @@ class Settings:
         _choice("mesh", self.mesh, MESH_METHODS)
         _choice("device", self.device, DEVICES)
         _choice("depth backend", self.depth_backend, DEPTH_BACKENDS)
+        _choice("segmentation normalisation", self.rembg_normalize, REMBG_NORMALIZATIONS)
         if not isinstance(self.max_size, int) or self.max_size < MIN_MAX_SIZE:
             raise OptionError(
                 f"The working size must be at least {MIN_MAX_SIZE} pixels, not {self.max_size}."
@@ -148,7 +152,10 @@ class Settings:
 
     # what each stage's cached result depends on
     def mask_key(self) -> dict:
-        return {"max_size": self.max_size, "segment": self.segment, "rembg_model": self.rembg_model}
+        key = {"max_size": self.max_size, "segment": self.segment, "rembg_model": self.rembg_model}
+        if self.rembg_normalize != "auto":
+            key["rembg_normalize"] = self.rembg_normalize
+        return key
 
     def depth_key(self) -> dict:
         return {

@@ -87,7 +87,10 @@ class Worker:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self._pipeline: Pipeline | None = None
-        self._lock = threading.Lock()
+        self._state = threading.Lock()  # the busy flag and the run's id, reader vs runner
+        self._writing = threading.Lock()  # one event line at a time on the pipe
+        self._busy = False
+        self._stop_after_run = False
         self._running: Any = _IDLE  # the id of the request being run
         self._cancelled: set[Any] = set()  # ids of requests the add-on asked to stop
 
@@ -101,8 +104,16 @@ class Worker:
 
     def emit(self, event: str, request_id: Any = None, **fields: Any) -> None:
         message = {"event": event, "id": request_id, **fields}
-        self.out.write(json.dumps(message, default=_jsonable) + "\n")
-        self.out.flush()
+        text = json.dumps(message, default=_jsonable) + "\n"
+        if event in ("done", "cancelled", "error") and (
+            threading.current_thread() is threading.main_thread()
+        ):
+            with self._state:
+                # the run is over for the add-on once it reads this: its next request is served
+                self._busy = False
+        with self._writing:
+            self.out.write(text)
+            self.out.flush()
 
     def ready(self, request_id: Any = None) -> None:
         loaded: list[str] = []
@@ -121,76 +132,121 @@ class Worker:
         )
 
     def serve(self, lines) -> int:
-        """Answer requests until "shutdown" or the end of ``lines``.
+        """Answer the requests in ``lines`` (text lines, or a binary stream such as stdin's buffer).
 
-        A reader thread takes the lines, so that a "cancel" is seen while a run is under
-        way: it only raises a flag that the running pipeline checks between steps. All
-        output is written by this (the main) thread.
+        A reader thread takes the lines as they come, so a request that arrives while a
+        reconstruction runs is answered at once: ``cancel`` raises a flag that the running
+        pipeline checks between steps (the run ends with a ``cancelled`` event and the
+        worker keeps its models and caches), ``ping`` gets ``ready``, ``shutdown`` cancels
+        the run and ends the worker after it, anything else is an ``error`` of kind
+        ``Busy``. Malformed input of any kind is a ``ProtocolError`` reply
+        (core.worker_input), and the worker reads on.
         """
+        import queue
+
+        from .worker_input import read_lines
+
+        source = read_lines(lines) if hasattr(lines, "readline") and _is_binary(lines) else lines
+        pending: queue.Queue = queue.Queue()
+        self._busy = False
+        self._stop_after_run = False
+
+        def reader() -> None:
+            try:
+                for line in source:
+                    with self._state:
+                        if not self._busy:
+                            pending.put(line)
+                            continue
+                    self._while_busy(line)
+            finally:
+                self._cancel(None)  # stdin closed: nobody waits for the run any more
+                pending.put(None)
+
         self.ready()
-        inbox: queue.Queue[Any] = queue.Queue()
-        threading.Thread(target=self._read, args=(lines, inbox), daemon=True).start()
+        threading.Thread(target=reader, name="img2mesh-requests", daemon=True).start()
         while True:
-            request = inbox.get()
-            if request is None:
-                return 0  # stdin closed: the add-on has gone
-            if isinstance(request, str):  # a line that is not a request
-                self.emit("error", None, kind="ProtocolError", message=request)
+            line = pending.get()
+            if line is None:
+                return 0
+            parsed = self._request(line)
+            if parsed is None:
                 continue
-            kind, request_id = request.get("request"), request.get("id")
+            kind, request_id, request = parsed
             if kind == "shutdown":
                 return 0
             if kind == "ping":
                 self.ready(request_id)
-            elif kind == "reconstruct":
-                with self._lock:
-                    self._running = request_id
-                try:
-                    self.reconstruct(request_id, request)
-                finally:
-                    with self._lock:
-                        self._running = _IDLE
-                        self._cancelled.discard(request_id)
-            elif kind != "cancel":  # a cancel that came too late: the run has ended
-                self.emit(
-                    "error",
-                    request_id,
-                    kind="ProtocolError",
-                    message=f"Unknown request {kind!r}: use reconstruct, cancel, ping or shutdown.",
-                )
+                continue
+            if kind == "cancel":
+                # nothing runs: a cancel that came too late (the run has ended), or one for
+                # a request not sent yet, which then stops at its first step
+                self._cancel(request_id)
+                continue
+            with self._state:
+                self._busy = True
+                self._running = request_id
+            try:
+                self.reconstruct(request_id, request)
+            finally:
+                with self._state:
+                    self._busy = False
+                    self._running = _IDLE
+                    self._cancelled.discard(_hashable(request_id))
+            if self._stop_after_run:
+                return 0
 
-    def _read(self, lines, inbox: queue.Queue[Any]) -> None:
-        """The reader thread: requests go to ``inbox``; a cancel also flags its run at once."""
+    def _request(self, line) -> tuple[str, Any, dict] | None:
+        """(kind, id, request) of a valid request line; None after answering a bad one."""
+        from .worker_input import ProtocolError, check, parse, request_id
+
+        if isinstance(line, str) and not line.strip():
+            return None
+        request = None
         try:
-            for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    request = json.loads(line)
-                    if not isinstance(request, dict):
-                        raise ValueError("not a JSON object")
-                except ValueError as exc:
-                    inbox.put(f"Bad request ({exc}).")
-                    continue
-                if request.get("request") in ("cancel", "shutdown"):
-                    # shutdown stops the run too; a cancel without an id stops whatever runs
-                    self._cancel(request.get("id") if request.get("request") == "cancel" else None)
-                inbox.put(request)
-        finally:
-            self._cancel(None)  # stdin closed: nobody waits for the run any more
-            inbox.put(None)
+            if isinstance(line, ProtocolError):
+                raise line
+            request = parse(line)
+            return check(request), request_id(request), request
+        except ProtocolError as exc:
+            rid = request_id(request) if isinstance(request, dict) else None
+            self.emit("error", rid, kind="ProtocolError", message=str(exc))
+            return None
+
+    def _while_busy(self, line) -> None:
+        """A line read while a reconstruction runs (on the reader thread)."""
+        parsed = self._request(line)
+        if parsed is None:
+            return
+        kind, request_id, _ = parsed
+        if kind == "ping":
+            self.ready(request_id)
+        elif kind == "cancel":
+            self._cancel(request_id)
+        elif kind == "shutdown":
+            self._stop_after_run = True
+            self._cancel(None)
+        else:
+            self.emit(
+                "error",
+                request_id,
+                kind="Busy",
+                message="A reconstruction is running: one request runs at a time; "
+                "send it again after that run's done, cancelled or error event.",
+            )
 
     def _cancel(self, request_id: Any) -> None:
-        with self._lock:
+        """Flag a run to stop: ``request_id`` None means whatever runs now."""
+        with self._state:
             if request_id is None:
                 if self._running is not _IDLE:
-                    self._cancelled.add(self._running)
-            elif isinstance(request_id, (str, int, float, bool)):
-                self._cancelled.add(request_id)
+                    self._cancelled.add(_hashable(self._running))
+            else:
+                self._cancelled.add(_hashable(request_id))
 
     def cancelled(self, request_id: Any) -> bool:
         """Whether the add-on has asked to stop this request (the pipeline's cancel callback)."""
-        with self._lock:
+        with self._state:
             return _hashable(request_id) in self._cancelled
 
     def reconstruct(self, request_id: Any, request: dict) -> None:
@@ -293,6 +349,14 @@ class Worker:
         )
 
 
+def _is_binary(stream) -> bool:
+    import io
+
+    return isinstance(stream, io.BufferedIOBase | io.RawIOBase) or "b" in getattr(
+        stream, "mode", ""
+    )
+
+
 def _prompt_options(prompt: Any) -> dict[str, Any]:
     """A request's "prompt" object as Pipeline.run_prompt's keyword arguments (checked)."""
     from .errors import OptionError
@@ -388,7 +452,10 @@ def main() -> int:
     if os.environ.get("IMG2MESH_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         go_offline()
     try:
-        return Worker(out).serve(sys.stdin)
+        # a stream of our own: the reader thread may still wait in it when the process
+        # exits, and Python aborts if that is sys.stdin's (it locks it to close it)
+        requests = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+        return Worker(out).serve(requests)
     except KeyboardInterrupt:
         return 130
 

@@ -221,7 +221,7 @@ def test_batch_of_files_and_a_folder(tmp_path):
     ]
     runs = json.loads((tmp_path / "all.json").read_text())["runs"]
     assert len(runs) == 3 and all(r["counts"]["faces"] > 0 for r in runs)
-    assert "3 of 3 images reconstructed." in out.stdout
+    assert "3 photos: 3 done, 0 skipped (outputs already there), 0 failed." in out.stdout
 
 
 def test_default_pipeline_with_tiny_models_and_the_cache(tmp_path, tiny_glpn, tiny_segmenter):

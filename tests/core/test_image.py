@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +198,62 @@ def test_fully_transparent_image_is_refused(tmp_path):
         str(err.value)
         == "The image 'clear.png' is fully transparent: there is nothing to reconstruct."
     )
+
+
+# --- large photos: decoded at a reduced size, the original still at hand ----------------------
+
+
+def _peak_rss_mib(code: str) -> float:
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return usage.ru_maxrss / 1024
+
+
+def test_a_48_megapixel_jpeg_loads_in_about_the_memory_of_a_small_one(tmp_path):
+    from PIL import Image
+
+    from core.image import load_image
+
+    toy = Image.open(Path(__file__).resolve().parents[2] / "examples" / "toy.jpg").convert("RGB")
+    big, small = tmp_path / "big.jpg", tmp_path / "small.jpg"
+    toy.resize((8000, 6000), Image.Resampling.BILINEAR).save(big, quality=90)
+    toy.resize((640, 480)).save(small, quality=90)
+    code = "from core.image import load_image; p = load_image({!r}); assert p.size == (640, 480)"
+    peaks = {
+        name: _peak_rss_mib(code.format(str(path)))
+        for name, path in (("big", big), ("small", small))
+    }
+    # decoded whole, the big one alone is 137 MiB of pixels
+    assert peaks["big"] <= 1.2 * peaks["small"], peaks
+    photo = load_image(big)
+    assert photo.original_size == (8000, 6000) and photo.size == (640, 480)
+
+
+def test_the_original_size_and_pixels_stay_at_hand(tmp_path):
+    from PIL import Image
+
+    from core.errors import InputError
+    from core.image import load_image, load_original, photo_from_array
+
+    img, _ = toy_photo(2000, 1500)
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise
+    Image.fromarray(img).save(path, quality=92, exif=exif.tobytes())
+    photo = load_image(path, max_size=400)
+    assert photo.size == (300, 400) and photo.original_size == (1500, 2000)
+    original = load_original(photo)
+    assert original.size == (1500, 2000)
+    # the same picture: the working image is the original scaled down
+    small = np.asarray(original.convert("RGB").resize(photo.size, Image.Resampling.LANCZOS))
+    assert np.abs(small.astype(int) - photo.rgb.astype(int)).mean() < 4
+    path.write_bytes(path.read_bytes() + b"changed")
+    with pytest.raises(InputError, match="changed since"):
+        load_original(photo)
+    with pytest.raises(InputError, match="in-memory"):
+        load_original(photo_from_array(img))
