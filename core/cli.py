@@ -423,6 +423,10 @@ def _run(a: argparse.Namespace) -> int:
 
     from .pipeline import Pipeline
 
+    if not a.no_preview:
+        from .preview import prefetch_matplotlib
+
+        prefetch_matplotlib()  # imported while the networks run, not after them
     pipeline = Pipeline()
     reports, failures = [], 0
     for i, (image, target) in enumerate(zip(images, targets, strict=True)):
