@@ -95,6 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the prompt as written, without asking for one whole object on a plain background",
     )
 
+    g = p.add_argument_group(
+        "cluster", "spread a folder over a Ray cluster (pip install 'img2mesh[cluster]')"
+    )
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the photos on Ray workers that each load the models once: a new local Ray "
+        "instance, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001)",
+    )
+    g.add_argument(
+        "--ray-cpus",
+        type=float,
+        default=2.0,
+        metavar="N",
+        help="CPU cores per Ray worker (default: 2; one worker per N cores of the cluster)",
+    )
+    g.add_argument(
+        "--ray-gpus",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs per Ray worker (default: 0; 1 on GPU nodes, 0.5 to share one between two)",
+    )
+
     g = p.add_argument_group("image")
     g.add_argument(
         "--max-size",
@@ -369,8 +395,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed, --steps, --t2i-model, --t2i-model-dir and --raw-prompt need --prompt")
     if a.prompt is not None and a.inputs:
         parser.error("give either images or --prompt, not both")
+    if a.ray not in (None, "local", "auto") and Path(a.ray).exists():
+        parser.error(
+            f"--ray took '{a.ray}' for a cluster address: put --ray after the photos, "
+            "or give the address (--ray local starts one here)"
+        )
     if not a.inputs and a.prompt is None:
         parser.error("give at least one image, or --prompt TEXT (or --where)")
+    if a.ray is None and (a.ray_cpus != 2.0 or a.ray_gpus != 0.0):
+        parser.error("--ray-cpus and --ray-gpus need --ray")
+    if a.ray is not None and (a.prompt is not None or a.ray_cpus <= 0 or a.ray_gpus < 0):
+        parser.error("--ray works on photos, with --ray-cpus above 0 and --ray-gpus 0 or more")
     try:
         return _run(a) if a.prompt is None else _run_prompt(a)
     except ModelUnavailableError as exc:
@@ -421,6 +456,12 @@ def _run(a: argparse.Namespace) -> int:
         planned.append(report_path)
     check_writable(planned, a.overwrite)
 
+    if a.ray is not None:
+        from .cluster import run_on_ray
+
+        reports, failures = run_on_ray(images, targets, settings, a, batch=batch)
+        return _close_batch(reports, failures, len(images), batch, report_path, a.overwrite)
+
     from .pipeline import Pipeline
 
     if not a.no_preview:
@@ -458,14 +499,26 @@ def _run(a: argparse.Namespace) -> int:
             print(f"img2mesh: warning: {w}", file=sys.stderr)
         total = time.perf_counter() - t0
         print(result.summary(target.name, total))
+    return _close_batch(reports, failures, len(images), batch, report_path, a.overwrite)
+
+
+def _close_batch(
+    reports: list[dict],
+    failures: int,
+    n_images: int,
+    batch: bool,
+    report_path: Path | None,
+    overwrite: bool,
+) -> int:
+    """The report file, the closing count and the exit code of a run, local or on Ray."""
     if report_path:
         from .export import atomic_write
 
         payload = reports[0] if not batch else {"runs": reports}
         text = json.dumps(payload, indent=2).encode()
-        atomic_write(report_path, lambda f: f.write(text), overwrite=a.overwrite)
-    if batch and len(images) > 1:
-        print(f"{len(images) - failures} of {len(images)} images reconstructed.")
+        atomic_write(report_path, lambda f: f.write(text), overwrite=overwrite)
+    if batch and n_images > 1:
+        print(f"{n_images - failures} of {n_images} images reconstructed.")
     return EXIT_ERROR if failures else 0
 
 
