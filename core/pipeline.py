@@ -106,6 +106,9 @@ class Pipeline:
     """Runs reconstructions; keeps depth and segmentation models loaded across calls."""
 
     def __init__(self, cache_dir: str | Path | None = None, *, concurrent: bool = True) -> None:
+        from .lazy_imports import defer_open3d_plotly
+
+        defer_open3d_plotly()  # a second off Open3D's import, which meshing needs
         # Segmentation and depth run at the same time (both networks release the GIL).
         self.concurrent = concurrent
         self._estimators: dict[tuple, object] = {}
@@ -201,6 +204,10 @@ class Pipeline:
             return out
 
         photo = timed("load", lambda: self._load(image, s))
+        if s.depth == "model" or s.segment == "rembg":
+            from .lazy_imports import prefetch
+
+            prefetch("open3d")  # meshing's import, made while the networks run
         if self.concurrent and s.depth == "model" and s.segment != "none":
             mask, prediction = self._segment_beside_depth(
                 photo, s, cache, info, step, cancel, warnings, timings
