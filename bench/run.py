@@ -389,7 +389,8 @@ class Bench:
 
     def import_times(self) -> dict:
         out = {}
-        for module in ("open3d", "rembg", "torch", "transformers.models.glpn.modeling_glpn"):
+        modules = ("open3d", "open3d:deferred", "rembg", "torch")
+        for module in (*modules, "transformers.models.glpn.modeling_glpn"):
             cmd = [sys.executable, "-m", "bench.runs", "import", "--json", "{json}"]
             out[module] = self.process([*cmd, "--module", module])["seconds"]
         return out
@@ -867,6 +868,12 @@ def levers(results: dict, tag: str) -> list[str]:
             "... start-up and first photo, same process (segmentation, depth, meshing)",
             add(_startup(t), pick(t, "first.wall")),
             add(_startup(u), pick(u, "first.wall")),
+            True,
+        ),
+        (
+            "Open3D imported without its plotly/Dash helpers (loaded on first use), import alone",
+            imports.get("open3d"),
+            imports.get("open3d:deferred"),
             True,
         ),
         (
