@@ -725,7 +725,7 @@ def markdown(results: dict, plot: str) -> str:
         "## Reproduce",
         "",
         "```sh",
-        "python bench/run.py            # about 15 minutes on two cores; writes this file",
+        "python bench/run.py            # about 25 minutes on two cores; writes this file",
         "python bench/run.py --quick    # tiny models and images: the test suite's smoke test",
         "```",
         "",
@@ -766,7 +766,12 @@ def markdown(results: dict, plot: str) -> str:
         "quality on exact depth instead.",
         f"- **Photos**: the `toy` oracle scene rendered at {', '.join(sizes)} (JPEG), and "
         "the `box` scene as the second image. Both approaches work at 640 x 480 at most "
-        "(the original's 480-pixel height, our default `--max-size 640`).",
+        "(the original's 480-pixel height, our default `--max-size 640`). A "
+        f"{results.get('small') or 'small'} rendering of the toy times both whole runs on a photo "
+        "of at most 350 px, where fixed costs dominate.",
+        "- **Ours, one after the other**: the same runs with segmentation, then depth "
+        "(`Pipeline(concurrent=False)`); the stage tables take the networks' own times from "
+        "these, since by default the two share the cores at the same time.",
         "",
         f"## Targets ({first}, GLPN-NYU architecture)",
         "",
