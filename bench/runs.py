@@ -93,7 +93,7 @@ def run_ours(args) -> dict:
 
     settings = Settings(**json.loads(args.settings))
     imports = lap()
-    pipeline = Pipeline(cache_dir=args.cache_dir, concurrent=not args.sequential)
+    pipeline = Pipeline(cache_dir=args.cache_dir, concurrent=args.concurrent)
     size = _working_size(args.image, settings.max_size)
     startup = {"imports": imports}
     if settings.segment == "rembg":
@@ -355,7 +355,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir")
     parser.add_argument("--module")
     parser.add_argument(
-        "--sequential", action="store_true", help="segmentation, then depth (not at once)"
+        "--concurrent", action="store_true", help="segmentation and depth at the same time"
     )
     args = parser.parse_args(argv)
     run = {"original": run_original, "ours": run_ours, "geometry": run_geometry}

@@ -30,8 +30,8 @@ def test_concurrent_networks_give_the_sequential_result(tiny_glpn, tiny_segmente
         rembg_model=str(tiny_segmenter), model_dir=str(tiny_glpn), device="cpu", cache=False,
         mesh="grid",
     )  # fmt: skip
-    together, events, threads = run(Pipeline(), settings)
-    alone, alone_events, _ = run(Pipeline(concurrent=False), settings)
+    together, events, threads = run(Pipeline(concurrent=True), settings)
+    alone, alone_events, _ = run(Pipeline(), settings)
     assert together.info["networks_concurrent"] is True
     assert "networks_concurrent" not in alone.info
     np.testing.assert_array_equal(together.mask, alone.mask)
@@ -59,9 +59,9 @@ def test_a_depth_error_comes_out_of_the_call(tiny_segmenter, tmp_path):
         cache=False,
     )  # fmt: skip
     with pytest.raises(Img2MeshError) as together:
-        run(Pipeline(), settings)
+        run(Pipeline(concurrent=True), settings)
     with pytest.raises(Img2MeshError) as alone:
-        run(Pipeline(concurrent=False), settings)
+        run(Pipeline(), settings)
     assert str(together.value) == str(alone.value)
     # and the depth thread is gone
     assert not any(t.name == "img2mesh-depth" for t in threading.enumerate())
@@ -80,6 +80,8 @@ def test_cancel_while_depth_runs_stops_both(tiny_glpn, tiny_segmenter):
         seen.append(stage)
 
     with pytest.raises(Cancelled):
-        Pipeline().run(toy_photo(160, 120)[0], settings, progress=progress, cancel=cancel)
+        Pipeline(concurrent=True).run(
+            toy_photo(160, 120)[0], settings, progress=progress, cancel=cancel
+        )
     assert "pointcloud" not in seen
     assert not any(t.name == "img2mesh-depth" for t in threading.enumerate())
