@@ -93,7 +93,7 @@ def run_ours(args) -> dict:
 
     settings = Settings(**json.loads(args.settings))
     imports = lap()
-    pipeline = Pipeline(cache_dir=args.cache_dir)
+    pipeline = Pipeline(cache_dir=args.cache_dir, concurrent=args.concurrent)
     size = _working_size(args.image, settings.max_size)
     startup = {"imports": imports}
     if settings.segment == "rembg":
@@ -131,9 +131,16 @@ def _one_image(pipeline, image: str, settings, out: str) -> dict:
     t1 = time.perf_counter()
     write_mesh(result.mesh, out, overwrite=True)
     t2 = time.perf_counter()
+    # the preview as the command draws it, timed apart (the first one imports matplotlib)
+    from core.preview import write_preview
+
+    preview = Path(out).with_name(Path(out).stem + ".preview.png")
+    write_preview(result.mesh, preview, camera=result.camera, overwrite=True)
+    t3 = time.perf_counter()
     report = result.report()
     return {
         "stages": {**result.timings, "write": t2 - t1},
+        "preview": t3 - t2,
         "forward": result.info.get("depth_forward_s"),
         "wall": t2 - t0,
         "backend": result.info.get("depth_backend"),
@@ -288,18 +295,50 @@ def run_worker(args) -> dict:
     return out
 
 
+def run_ray_start(args) -> dict:
+    """Start a local Ray instance and one actor that answers: Ray's fixed cost per run."""
+    t0 = time.perf_counter()
+    import logging
+
+    import ray
+
+    ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    started = time.perf_counter() - t0
+
+    @ray.remote(num_cpus=1)
+    class Echo:
+        def ping(self) -> str:
+            import core.pipeline  # noqa: F401  (what a PhotoWorker imports first)
+
+            return "ok"
+
+    actor = Echo.remote()
+    ray.get(actor.ping.remote())
+    ready = time.perf_counter() - t0
+    ray.shutdown()
+    return {"init": started, "actor_ready": ready, "total": time.perf_counter() - t0}
+
+
 def run_import(args) -> dict:
     """How long importing one module takes in a fresh process (``--module``)."""
     import importlib
 
     t0 = time.perf_counter()
-    importlib.import_module(args.module)
+    module = args.module
+    if module.endswith(":deferred"):  # as the pipeline imports it (core.lazy_imports)
+        from core.lazy_imports import defer_open3d_plotly
+
+        defer_open3d_plotly()
+        module = module.split(":")[0]
+    importlib.import_module(module)
     return {"seconds": time.perf_counter() - t0}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["original", "ours", "geometry", "worker", "import"])
+    parser.add_argument(
+        "kind", choices=["original", "ours", "geometry", "worker", "import", "ray_start"]
+    )
     parser.add_argument("--json", required=True, type=Path)
     parser.add_argument("--image")
     parser.add_argument("--image2")
@@ -315,10 +354,14 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--workdir")
     parser.add_argument("--module")
+    parser.add_argument(
+        "--concurrent", action="store_true", help="segmentation and depth at the same time"
+    )
     args = parser.parse_args(argv)
     run = {"original": run_original, "ours": run_ours, "geometry": run_geometry}
     run["worker"] = run_worker
     run["import"] = run_import
+    run["ray_start"] = run_ray_start
     result = run[args.kind](args)
     result["process_s"] = time.perf_counter() - T0
     args.json.write_text(json.dumps(result, indent=2))

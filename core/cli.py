@@ -101,6 +101,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the prompt as written, without asking for one whole object on a plain background",
     )
 
+    g = p.add_argument_group(
+        "cluster", "spread a folder over a Ray cluster (pip install 'img2mesh[cluster]')"
+    )
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the photos on Ray workers that each load the models once: a new local Ray "
+        "instance, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001)",
+    )
+    g.add_argument(
+        "--ray-cpus",
+        type=float,
+        default=2.0,
+        metavar="N",
+        help="CPU cores per Ray worker (default: 2; one worker per N cores of the cluster)",
+    )
+    g.add_argument(
+        "--ray-gpus",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs per Ray worker (default: 0; 1 on GPU nodes, 0.5 to share one between two)",
+    )
+
     g = p.add_argument_group("image")
     g.add_argument(
         "--max-size",
@@ -412,8 +438,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed, --steps, --t2i-model, --t2i-model-dir and --raw-prompt need --prompt")
     if a.prompt is not None and a.inputs:
         parser.error("give either images or --prompt, not both")
+    if a.ray not in (None, "local", "auto") and Path(a.ray).exists():
+        parser.error(
+            f"--ray took '{a.ray}' for a cluster address: put --ray after the photos, "
+            "or give the address (--ray local starts one here)"
+        )
     if not a.inputs and a.prompt is None:
         parser.error("give at least one image, or --prompt TEXT (or --where)")
+    if a.ray is None and (a.ray_cpus != 2.0 or a.ray_gpus != 0.0):
+        parser.error("--ray-cpus and --ray-gpus need --ray")
+    if a.ray is not None and (a.prompt is not None or a.ray_cpus <= 0 or a.ray_gpus < 0):
+        parser.error("--ray works on photos, with --ray-cpus above 0 and --ray-gpus 0 or more")
     try:
         return _run(a) if a.prompt is None else _run_prompt(a)
     except ModelUnavailableError as exc:
@@ -478,8 +513,31 @@ def _run(a: argparse.Namespace) -> int:
             "their outputs are all there (--skip-existing)."
         )
 
+    if a.ray is not None:
+        from .cluster import run_on_ray
+
+        todo = [i for i, s in enumerate(skip) if not s]
+        reports, failures = run_on_ray(
+            [images[i] for i in todo], [targets[i] for i in todo], settings, a, batch=batch
+        )
+        by_input = {entry["input"]: entry for entry in reports}
+        report = Report(report_path, a.overwrite, batch)
+        for i, (image, target) in enumerate(zip(images, targets, strict=True)):
+            if skip[i]:
+                outputs = [str(p) for p in outputs_of(target, preview, a.texture)]
+                report.add({"input": str(image), "skipped": True, "outputs": outputs})
+            elif str(image) in by_input:  # in input order, as a local batch writes it
+                report.add(by_input[str(image)])
+        if batch:
+            print(closing_line(len(todo) - failures, skipped, failures))
+        return EXIT_ERROR if failures else 0
+
     from .pipeline import Pipeline
 
+    if not a.no_preview:
+        from .preview import prefetch_matplotlib
+
+        prefetch_matplotlib()  # imported while the networks run, not after them
     pipeline = Pipeline()
     report = Report(report_path, a.overwrite, batch)
     done = failures = 0

@@ -46,6 +46,11 @@ def options(ort, *, optimized: bool):
     opts.graph_optimization_level = level.ORT_DISABLE_ALL if optimized else level.ORT_ENABLE_ALL
     opts.enable_cpu_mem_arena = False
     opts.log_severity_level = 3  # its notes on unused initialisers are not the user's concern
+    # Idle pool threads sleep instead of spinning, so they leave the cores to whatever else
+    # runs (Blender beside the worker, the background imports, other Ray workers). U^2-Net
+    # then GLPN on a busy 2-core machine, interleaved in one process: 0.74x the time.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return opts
 
 

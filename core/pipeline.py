@@ -104,7 +104,14 @@ class Result:
 class Pipeline:
     """Runs reconstructions; keeps depth and segmentation models loaded across calls."""
 
-    def __init__(self, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, cache_dir: str | Path | None = None, *, concurrent: bool = False) -> None:
+        from .lazy_imports import defer_open3d_plotly
+
+        defer_open3d_plotly()  # a second off Open3D's import, which meshing needs
+        # concurrent: segmentation and depth at the same time (both networks release the
+        # GIL). Off by default: on two cores the two compute-bound networks only fight for
+        # them (measured 1.1-1.3x slower there); the model loads overlap, but not by enough.
+        self.concurrent = concurrent
         self._estimators: dict[tuple, object] = {}
         self._remover = None
         self._cache_dir = cache_dir
@@ -201,8 +208,19 @@ class Pipeline:
             return out
 
         photo = timed("load", lambda: self._load(image, s))
-        mask = timed("segment", lambda: self._segment(photo, s, cache, info))
-        prediction = timed("depth", lambda: self._predict(photo, s, cache, info, step, warnings))
+        if s.depth == "model" or s.segment == "rembg":
+            from .lazy_imports import prefetch
+
+            prefetch("open3d")  # meshing's import, made while the networks run
+        if self.concurrent and s.depth == "model" and s.segment != "none":
+            mask, prediction = self._segment_beside_depth(
+                photo, s, cache, info, step, cancel, warnings, timings
+            )
+        else:
+            mask = timed("segment", lambda: self._segment(photo, s, cache, info))
+            prediction = timed(
+                "depth", lambda: self._predict(photo, s, cache, info, step, warnings)
+            )
 
         # camera: the user's numbers are for the full-size photo; EXIF too
         w0, h0 = photo.original_size
@@ -402,6 +420,67 @@ class Pipeline:
         if self._original is None or self._original[0] != photo.digest:
             self._original = (photo.digest, load_original(photo))
         return bake_texture(mesh_cam, photo.rgb, mask, K, self._original[1], size=s.texture_size)
+
+    def _segment_beside_depth(self, photo, s, cache, info, step, cancel, warnings, timings):
+        """The mask here and the depth prediction in a thread, at the same time.
+
+        Both networks spend their time in ONNX Runtime or PyTorch, which release the
+        GIL, and their model loads overlap too. The depth stage's progress messages
+        are kept and shown after the segmentation's, so the stages still read in
+        order; a cancel or an error stops the depth thread at its next step.
+        """
+        import queue
+        import threading
+
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+        outcome: dict = {}
+
+        def depth_step(stage: str, fraction: float, message: str = "") -> None:
+            if stop.is_set():
+                raise Cancelled()
+            events.put((stage, fraction, message))
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            try:
+                outcome["prediction"] = self._predict(photo, s, cache, info, depth_step, warnings)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+                outcome["error"] = exc
+            finally:
+                outcome["seconds"] = time.perf_counter() - t0
+                events.put(None)
+
+        thread = threading.Thread(target=work, name="img2mesh-depth", daemon=True)
+        thread.start()
+        try:
+            step("segment", 0.0)
+            t0 = time.perf_counter()
+            mask = self._segment(photo, s, cache, info)
+            timings["segment"] = time.perf_counter() - t0
+            step("segment", 1.0)
+            step("depth", 0.0)
+            while True:
+                try:
+                    event = events.get(timeout=0.1)
+                except queue.Empty:
+                    if cancel is not None and cancel():
+                        raise Cancelled() from None
+                    continue
+                if event is None:
+                    break
+                step(*event)
+        except BaseException:
+            stop.set()
+            thread.join()
+            raise
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        timings["depth"] = outcome["seconds"]
+        info["networks_concurrent"] = True
+        step("depth", 1.0)
+        return mask, outcome["prediction"]
 
     @staticmethod
     def _load(image, s: Settings) -> Photo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ def write_preview(
     path: str | os.PathLike,
     *,
     camera: Camera | None = None,
-    max_faces: int = 20000,
+    max_faces: int = 8000,
     overwrite: bool = False,
     size: tuple[int, int] = (800, 600),
     side_view: bool = True,
@@ -47,6 +48,27 @@ def write_preview(
     small = simplify_for_preview(mesh, max_faces)
     png = _render_png(small, camera, size, side_view)
     return atomic_write(path, lambda f: f.write(png), overwrite=overwrite)
+
+
+def prefetch_matplotlib() -> threading.Thread:
+    """Import the drawing modules in a background thread; returns the thread.
+
+    matplotlib's import (0.5-1.5 s cold) is most of a cold preview's cost. Started
+    while the networks run (they release the GIL), it is off the critical path.
+    Any failure is left for the real import in :func:`write_preview` to report.
+    """
+
+    def load() -> None:
+        try:
+            import matplotlib.backends.backend_agg  # noqa: F401
+            import matplotlib.collections  # noqa: F401
+            import matplotlib.figure  # noqa: F401
+        except Exception:  # noqa: BLE001 - the real import says what is wrong
+            pass
+
+    thread = threading.Thread(target=load, name="img2mesh-preview-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def simplify_for_preview(mesh: Mesh, max_faces: int) -> Mesh:
@@ -103,8 +125,10 @@ def _view_basis(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
 
 
 def _render_png(mesh: Mesh, camera: Camera | None, size: tuple[int, int], side_view: bool) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
+    from PIL import Image
 
     width, height = size
     v = mesh.vertices.astype(np.float64)
@@ -130,7 +154,9 @@ def _render_png(mesh: Mesh, camera: Camera | None, size: tuple[int, int], side_v
     if side_view:
         views.append(("right side", -90.0, 10.0))
 
+    # An Agg canvas of our own: no pyplot, no backend selection, no figure manager.
     fig = Figure(figsize=(width / 100.0, height / 100.0), dpi=100, facecolor=_BACKGROUND)
+    canvas = FigureCanvasAgg(fig)
     for i, (title, azimuth, elevation) in enumerate(views):
         basis = _view_basis(azimuth, elevation)
         eye = centre - distance * basis[2]
@@ -151,11 +177,12 @@ def _render_png(mesh: Mesh, camera: Camera | None, size: tuple[int, int], side_v
             PolyCollection(
                 xy[order],
                 facecolors=colors[order],
-                # Edges in the face colour hide the hairline gaps antialiasing leaves.
-                edgecolors=colors[order],
-                linewidths=0.25,
-                antialiaseds=True,
-            )
+                # Without antialiasing neighbouring faces leave no hairline gaps, so no
+                # edges are needed: together about half the drawing time of both.
+                linewidths=0.0,
+                antialiaseds=False,
+            ),
+            autolim=False,  # the limits are set below; their computation costs ~0.1 s
         )
         # Frame the object tightly, widening one axis so that the scale is equal in x and y.
         (x0, y0), (x1, y1) = xy.reshape(-1, 2).min(axis=0), xy.reshape(-1, 2).max(axis=0)
@@ -166,6 +193,11 @@ def _render_png(mesh: Mesh, camera: Camera | None, size: tuple[int, int], side_v
         ax.set_ylim((y0 + y1 - span_y) / 2, (y0 + y1 + span_y) / 2)
         ax.set_title(title, fontsize=9, color="0.4")
 
+    canvas.draw()
+    rgba = Image.frombuffer(
+        "RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1
+    )
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, facecolor=_BACKGROUND)
+    # Fast zlib: a few per cent bigger than savefig's default level, several times quicker.
+    rgba.convert("RGB").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

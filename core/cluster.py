@@ -1,0 +1,270 @@
+"""Spreading a folder of photos over a Ray cluster: an actor pool of warm pipelines.
+
+Each Ray actor keeps one :class:`~core.pipeline.Pipeline` (the models load once per
+actor). The driver (the ``img2mesh`` process) sends each actor the photo's bytes and
+gets back the bytes of the mesh and its preview, which it writes atomically where a
+local batch would. So the nodes need no shared file system, and only the driver
+ever writes into the output folder: Ctrl-C or a lost node leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+from .errors import Img2MeshError, ModelUnavailableError, OptionError, OutputError
+from .settings import Settings
+
+INSTALL_HINT = "--ray needs Ray: pip install 'img2mesh[cluster]' (or pip install ray)."
+
+
+def require_ray():
+    """The ``ray`` module, or an :class:`OptionError` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise OptionError(INSTALL_HINT) from None
+    return ray
+
+
+def reconstruct_photo(
+    pipeline, image: Path, target: Path, settings: Settings, *, preview: bool, overwrite: bool
+) -> dict:
+    """One photo of a batch, from the photo to its written files: the shared per-photo step.
+
+    Returns ``{"report", "summary", "warnings", "written"}``. Errors a user can cause
+    are raised as :class:`Img2MeshError`; nothing is left behind for them.
+    """
+    from .cli import _write_outputs
+
+    t0 = time.perf_counter()
+    result = pipeline.run(image, settings)
+    t1 = time.perf_counter()
+    options = argparse.Namespace(no_preview=not preview, overwrite=overwrite)
+    written = _write_outputs(result, target, options)
+    result.timings["write"] = time.perf_counter() - t1
+    report = result.report()
+    report["outputs"] = written
+    return {
+        "report": report,
+        "summary": result.summary(target.name, time.perf_counter() - t0),
+        "warnings": list(result.warnings),
+        "written": written,
+    }
+
+
+class PhotoWorker:
+    """A Ray actor: one warm pipeline that turns photo bytes into mesh and preview bytes."""
+
+    def __init__(self) -> None:
+        from .pipeline import Pipeline
+
+        self.pipeline = Pipeline()
+
+    def ping(self) -> str:
+        return os.uname().nodename
+
+    def run(
+        self, name: str, data: bytes, mesh_name: str, settings: Settings, preview: bool
+    ) -> dict:
+        """``{"files": {file name: bytes}, "report", "summary", "warnings"}`` or ``{"error"}``."""
+        job = Path(tempfile.mkdtemp(prefix="img2mesh-ray-"))
+        try:
+            photo = job / name  # the photo's own name, so messages and EXIF read as locally
+            photo.write_bytes(data)
+            target = job / "out" / mesh_name
+            target.parent.mkdir()
+            out = reconstruct_photo(
+                self.pipeline, photo, target, settings, preview=preview, overwrite=True
+            )
+            # every file the photo's run wrote, by name, in the order written: the mesh
+            # (a textured OBJ's .mtl and image after it), then the preview
+            files = {Path(p).name: Path(p).read_bytes() for p in out["written"]}
+            return {
+                "files": files,
+                "report": out["report"],
+                "summary": out["summary"],
+                "warnings": out["warnings"],
+                "node": os.uname().nodename,
+            }
+        except ModelUnavailableError as exc:
+            return {"error": str(exc), "model": True}
+        except Img2MeshError as exc:
+            return {"error": str(exc)}
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+
+
+def run_on_ray(
+    images: list[Path],
+    targets: list[Path],
+    settings: Settings,
+    a: argparse.Namespace,
+    *,
+    batch: bool,
+) -> tuple[list[dict], int]:
+    """Reconstruct ``images`` into ``targets`` on a Ray cluster; returns (reports, failures).
+
+    Reports are in input order, like a local batch's. A photo that fails is counted and
+    named on stderr; a model that cannot be had stops the whole run (as locally).
+    """
+    from .cli import _error
+    from .export import atomic_write
+
+    ray = require_ray()
+    started_here = _connect(ray, a.ray)
+    actors: list = []
+    bar = None
+
+    def emit(line: str) -> None:
+        print(line, flush=True)  # each photo's line as it lands, also into a pipe or log
+
+    try:
+        remote = ray.remote(num_cpus=a.ray_cpus, num_gpus=a.ray_gpus)(PhotoWorker)
+        n_actors = _pool_size(ray, a.ray_cpus, a.ray_gpus, len(images))
+        actors = [remote.remote() for _ in range(n_actors)]
+        if not a.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(images), desc="Photos", unit="photo", file=sys.stderr)
+            emit = bar.write
+
+        reports: list[dict | None] = [None] * len(images)
+        failures = 0
+        todo = deque(range(len(images)))
+        in_flight: dict = {}
+
+        def submit(actor) -> None:
+            while todo:
+                i = todo.popleft()
+                try:
+                    data = images[i].read_bytes()
+                except OSError as exc:
+                    _fail(i, f"cannot read it ({exc.strerror or exc}).")
+                    continue
+                ref = actor.run.remote(
+                    images[i].name, data, targets[i].name, settings, not a.no_preview
+                )
+                in_flight[ref] = (i, actor)
+                return
+
+        def _fail(i: int, message: str) -> None:
+            nonlocal failures
+            if not batch:
+                raise Img2MeshError(message if message.endswith(".") else message + ".")
+            failures += 1
+            _error(f"{images[i].name}: {message}")
+            reports[i] = {"input": str(images[i]), "error": message}
+            if bar is not None:
+                bar.update(1)
+
+        for actor in actors:
+            submit(actor)
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            ref = ready[0]
+            i, actor = in_flight.pop(ref)
+            try:
+                out = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                # The actor's process or node was lost: this photo fails, a new actor takes over.
+                out = {"error": "the Ray worker running it was lost."}
+                actors.remove(actor)
+                actor = remote.remote()
+                actors.append(actor)
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                out = {"error": f"it failed on the Ray worker ({type(cause).__name__}: {cause})."}
+            if "error" in out:
+                if out.get("model"):
+                    raise ModelUnavailableError(out["error"])
+                _fail(i, out["error"])
+            else:
+                paths = [targets[i].with_name(name) for name in out["files"]]
+                try:
+                    _write_all(atomic_write, paths, out["files"].values(), a.overwrite)
+                except OutputError as exc:
+                    if not batch:
+                        raise
+                    _fail(i, str(exc))
+                else:
+                    report = out["report"]
+                    report["input"] = str(images[i])
+                    report["outputs"] = [str(p) for p in paths]
+                    report["ray_node"] = out["node"]
+                    reports[i] = report
+                    for w in out["warnings"]:
+                        print(f"img2mesh: warning: {w}", file=sys.stderr)
+                    emit(out["summary"])
+                    if bar is not None:
+                        bar.update(1)
+            submit(actor)
+        return [r for r in reports if r is not None], failures
+    finally:
+        if bar is not None:
+            bar.close()
+        _stop(ray, actors, started_here)
+
+
+def _write_all(atomic_write, paths: list[Path], blobs, overwrite: bool) -> None:
+    """The mesh, its companions and its preview, all or nothing (as core.cli._write_outputs)."""
+    written: list[Path] = []
+    try:
+        for path, blob in zip(paths, blobs, strict=True):
+            written.append(atomic_write(path, lambda f, b=blob: f.write(b), overwrite=overwrite))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _connect(ray, address: str) -> bool:
+    """Join the cluster at ``address`` ('local': start one here); True if we started it."""
+    import logging
+
+    if ray.is_initialized():
+        return False
+    local = address == "local"
+    try:
+        ray.init(
+            address=None if local else address,
+            include_dashboard=False if local else None,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user gets one sentence
+        where = (
+            "start a local Ray instance" if local else f"connect to the Ray cluster at {address}"
+        )
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OptionError(f"Cannot {where} ({reason.rstrip('.')}).") from None
+    return local
+
+
+def _pool_size(ray, cpus: float, gpus: float, n_photos: int) -> int:
+    """As many actors as the cluster's resources hold, and no more than there are photos."""
+    resources = ray.cluster_resources()
+    fits = int(resources.get("CPU", 0) // cpus) if cpus > 0 else n_photos
+    if gpus > 0:
+        fits = min(fits, int(resources.get("GPU", 0) // gpus))
+        if fits == 0:
+            raise OptionError(
+                f"The Ray cluster has no room for a worker with {gpus:g} GPU "
+                f"({resources.get('GPU', 0):g} GPUs in all)."
+            )
+    return max(1, min(fits, n_photos))
+
+
+def _stop(ray, actors: list, started_here: bool) -> None:
+    for actor in actors:
+        with contextlib.suppress(Exception):  # best effort while shutting down
+            ray.kill(actor, no_restart=True)
+    if started_here:
+        ray.shutdown()
