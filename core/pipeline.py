@@ -208,10 +208,9 @@ class Pipeline:
             return out
 
         photo = timed("load", lambda: self._load(image, s))
-        if s.depth == "model" or s.segment == "rembg":
-            from .lazy_imports import prefetch
-
-            prefetch("open3d")  # meshing's import, made while the networks run
+        # Open3D is not imported in a background thread while the networks load: a Ray
+        # worker doing that crashed once (SIGSEGV while both threads loaded native
+        # libraries), and a crash costs far more than the second it saved.
         if self.concurrent and s.depth == "model" and s.segment != "none":
             mask, prediction = self._segment_beside_depth(
                 photo, s, cache, info, step, cancel, warnings, timings
