@@ -310,8 +310,13 @@ def test_the_panel_offers_the_prompt_with_the_cores_defaults(addon):
     log: list = []
     panel.IMG2MESH_PT_main.draw(SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
     drawn = {name for kind, name in log if kind == "prop"}
-    assert {"source", "prompt", "seed", "steps", "t2i_model", "raw_prompt"} <= drawn
-    assert not {"filepath", "image"} & drawn
+    assert {"source", "prompt"} <= drawn and not {"filepath", "image"} & drawn
+    # How the picture is made: in the Picture sub-panel, shown for prompts only.
+    assert panel.IMG2MESH_PT_prompt.poll(bpy.context)
+    log.clear()
+    panel.IMG2MESH_PT_prompt.draw(SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
+    drawn = {name for kind, name in log if kind == "prop"}
+    assert {"seed", "auto_steps", "t2i_model", "raw_prompt"} <= drawn
     assert ("label", f"Default: {DEFAULT_T2I_MODEL}") in log
     # The slug itself is one function shared with the core (tests/addon_pure/).
 
