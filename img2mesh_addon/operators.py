@@ -7,11 +7,11 @@ Thin: the request comes from logic.requests and sources, the run from runner; us
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import environment, preferences, runner, sources
+from . import environment, panel, preferences, runner, sources
 from .logic import messages
 from .logic.errors import UserError
 from .logic.requests import resolve_options as _resolve
-from .properties import OPTION_NAMES, ReconstructOptions
+from .properties import OPTION_NAMES, AutoToggles, ReconstructOptions
 
 # What tests and scripts reached here before the runner had a module of its own.
 from .runner import cancel_running, finish, running_job, summary_text, tick  # noqa: F401
@@ -44,7 +44,7 @@ def report_error(op, error: UserError | str):
 # ----------------------------------------------------------------------------- operators
 
 
-class IMG2MESH_OT_reconstruct(ReconstructOptions, bpy.types.Operator):
+class IMG2MESH_OT_reconstruct(ReconstructOptions, AutoToggles, bpy.types.Operator):
     """Turn a photo into a coloured mesh (and a camera that sees it as the photo does)"""
 
     bl_idname = "img2mesh.reconstruct"
@@ -66,6 +66,20 @@ class IMG2MESH_OT_reconstruct(ReconstructOptions, bpy.types.Operator):
     @classmethod
     def poll(cls, context) -> bool:
         return context.mode == "OBJECT"
+
+    def draw(self, context) -> None:
+        """Adjust Last Operation: what was reconstructed, then the options as the panel shows them."""
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        col = layout.column()
+        for name in ("filepath", "image", "prompt"):
+            if getattr(self, name):
+                col.prop(self, name)
+        col.prop(self, "mesh")
+        if self.prompt:
+            panel.draw_prompt_options(col, self)
+        panel.draw_options(layout, self, preferences.get(context).depth_model)
 
     def _request(self, context, interactive: bool):
         options = resolve_options(self, context.scene, interactive=interactive)

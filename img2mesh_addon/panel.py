@@ -9,6 +9,8 @@ IMAGE_EXTENSIONS = ".jpg;.jpeg;.png;.webp;.tif;.tiff;.bmp"
 
 
 class IMG2MESH_PT_main(bpy.types.Panel):
+    """The everyday choices: what to reconstruct, the mesh kind, the button and its progress."""
+
     bl_label = "Reconstruct from Image"
     bl_idname = "IMG2MESH_PT_main"
     bl_space_type = "VIEW_3D"
@@ -23,40 +25,18 @@ class IMG2MESH_PT_main(bpy.types.Panel):
         prefs = preferences.get(context)
         _draw_environment(layout, context, prefs)
 
+        layout.prop(settings, "source", expand=True)
         layout.use_property_split = True
         layout.use_property_decorate = False
         col = layout.column()
-        col.prop(settings, "source", expand=True)
         if settings.source == "FILE":
             col.prop(settings, "filepath", text="Photo")
         elif settings.source == "IMAGE":
             col.prop_search(settings, "image", bpy.data, "images", text="Image")
         else:
-            _draw_prompt(col, context, settings, prefs)
-        col.prop(settings, "segment")
-        col.prop(settings, "depth")
-        if settings.depth == "MODEL":
-            col.prop(settings, "depth_model", text="Model")
-            if not settings.depth_model:
-                col.label(text=f"Default: {prefs.depth_model}")
-        row = col.row(heading="Field of View", align=True)
-        row.prop(settings, "auto_fov", text="Auto")
-        sub = row.row(align=True)
-        sub.active = not settings.auto_fov
-        sub.prop(settings, "fov", text="")
-
-        col = layout.column()
+            col.prop(settings, "prompt", text="Prompt")
+            _draw_prompt_status(col, context, prefs)
         col.prop(settings, "mesh")
-        if settings.mesh == "POISSON":
-            col.prop(settings, "poisson_depth")
-        col.prop(settings, "trim", text="Trim")
-        if not settings.trim:
-            col.prop(settings, "thickness")
-        col.prop(settings, "target_faces")
-        col.prop(settings, "smooth")
-        col.prop(settings, "max_size")
-        col.prop(settings, "vertex_colors_only")
-        col.prop(settings, "create_camera")
 
         layout.use_property_split = False
         job = runner.running_job()
@@ -75,14 +55,96 @@ class IMG2MESH_PT_main(bpy.types.Panel):
             preferences.draw_text(box, outcome.text, context, "INFO" if outcome.ok else "ERROR")
 
 
-def _draw_prompt(col, context, settings, prefs) -> None:
-    col.prop(settings, "prompt", text="Prompt")
-    col.prop(settings, "seed")
-    col.prop(settings, "steps")
-    col.prop(settings, "t2i_model", text="Model")
-    if not settings.t2i_model:
+class IMG2MESH_PT_prompt(bpy.types.Panel):
+    """How a prompt becomes a picture (shown for the Prompt source only)."""
+
+    bl_label = "Picture"
+    bl_idname = "IMG2MESH_PT_prompt"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Img2Mesh"
+    bl_parent_id = "IMG2MESH_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        return context.scene.img2mesh.source == "PROMPT"
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        draw_prompt_options(layout.column(), context.scene.img2mesh)
+
+
+class IMG2MESH_PT_options(bpy.types.Panel):
+    """Everything else about the run, closed until opened."""
+
+    bl_label = "Options"
+    bl_idname = "IMG2MESH_PT_options"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Img2Mesh"
+    bl_parent_id = "IMG2MESH_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        draw_options(layout, context.scene.img2mesh, preferences.get(context).depth_model)
+
+
+def draw_prompt_options(col, options) -> None:
+    """Seed, steps, model and wording of a prompt's picture (the panel's or an operator's)."""
+    col.prop(options, "seed")
+    _auto_row(col, options, "Steps", "auto_steps", "steps")
+    col.prop(options, "t2i_model", text="Model")
+    if not options.t2i_model:
         col.label(text=f"Default: {DEFAULT_T2I_MODEL}")
-    col.prop(settings, "raw_prompt")
+    col.prop(options, "raw_prompt", text="As Written")
+
+
+def draw_options(layout, options, default_depth_model: str) -> None:
+    """The options after the everyday ones, with 0 shown as Auto (the panel's or an operator's)."""
+    col = layout.column()
+    col.prop(options, "segment", text="Background")
+    col.prop(options, "depth")
+    if options.depth == "MODEL":
+        col.prop(options, "depth_model", text="Model")
+        if not options.depth_model:
+            col.label(text=f"Default: {default_depth_model}")
+    _auto_row(col, options, "View Angle", "auto_fov", "fov")
+    col.prop(options, "max_size", text="Max Size")
+
+    col = layout.column()
+    if options.mesh == "POISSON":
+        _auto_row(col, options, "Detail", "auto_poisson_depth", "poisson_depth")
+    col.prop(options, "trim", text="Visible Only")
+    if not options.trim:
+        _auto_row(col, options, "Thickness", "auto_thickness", "thickness")
+    _auto_row(col, options, "Simplify", "simplify", "target_faces", text="")
+    col.prop(options, "smooth")
+    col.prop(options, "vertex_colors_only", text="Vertex Colours Only")
+    col.prop(options, "create_camera", text="Camera")
+
+
+def _auto_row(col, options, heading: str, toggle: str, value: str, *, text="Auto") -> None:
+    """``[x] Auto`` (or another switch) and, while the value is in use, the value beside it.
+
+    The field of view stays in sight, greyed out, while Auto is on: it is what a photo
+    without a focal length gets. The other values are 0 then, which means nothing to show.
+    """
+    row = col.row(heading=heading, align=True)
+    row.prop(options, toggle, text=text)
+    in_use = not options.auto_fov if toggle == "auto_fov" else getattr(options, value) != 0
+    if in_use or toggle == "auto_fov":
+        sub = row.row(align=True)
+        sub.active = in_use
+        sub.prop(options, value, text="")
+
+
+def _draw_prompt_status(col, context, prefs) -> None:
     status = environment.cached_status(preferences.python_choice(prefs).path)
     if status is not None and status.ready and not status.text_prompts:
         preferences.draw_text(
@@ -107,7 +169,7 @@ def _draw_environment(layout, context, prefs) -> None:
     op.module = __package__
 
 
-classes: tuple = (IMG2MESH_PT_main,)
+classes: tuple = (IMG2MESH_PT_main, IMG2MESH_PT_prompt, IMG2MESH_PT_options)
 
 if hasattr(bpy.types, "FileHandler"):  # 4.1+: drop a photo onto the 3D Viewport
 
@@ -121,4 +183,4 @@ if hasattr(bpy.types, "FileHandler"):  # 4.1+: drop a photo onto the 3D Viewport
         def poll_drop(cls, context) -> bool:
             return context.area is not None and context.area.type == "VIEW_3D"
 
-    classes = (IMG2MESH_PT_main, IMG2MESH_FH_image)
+    classes = (*classes, IMG2MESH_FH_image)

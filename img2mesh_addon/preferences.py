@@ -159,8 +159,15 @@ class IMG2MESH_AddonPreferences(bpy.types.AddonPreferences):
 def wrap_text(text: str, context, width_px: int = 0) -> list[str]:
     """``text`` in lines that fit the region (Blender's labels do not wrap)."""
     region = getattr(context, "region", None)
-    width = width_px or (region.width if region is not None else 600)
-    return textwrap.wrap(text, max(30, int(width / 7))) or [""]
+    if width_px or region is None:
+        chars = (width_px or 600) / 7
+    else:
+        # A sidebar is narrow: the box, the icon and the panel's margins take about 70 px,
+        # and a character of Blender's UI font is about 6.5 px wide (times the UI scale).
+        system = getattr(getattr(context, "preferences", None), "system", None)
+        scale = getattr(system, "ui_scale", 1.0) or 1.0
+        chars = (region.width / scale - 70) / 6.5
+    return textwrap.wrap(text, max(12, int(chars))) or [""]
 
 
 def draw_text(layout, text: str, context, icon: Any = "NONE") -> None:

@@ -171,7 +171,54 @@ class ReconstructOptions:
 OPTION_NAMES = tuple(ReconstructOptions.__annotations__)
 
 
-class IMG2MESH_PG_settings(ReconstructOptions, bpy.types.PropertyGroup):
+def _zero_means_auto(
+    name: str, manual: float, label: str, description: str, *, on_when_zero: bool = True
+) -> BoolProperty:
+    """A toggle that shows ``name``'s 0 ("chosen for you", or "none") as such; it stores nothing.
+
+    Switched to 0: the option is 0. Switched away from 0: the option gets ``manual`` (if it
+    was 0), which the panel then shows for editing. The option's own value stays what the
+    request and the worker read, so 0 keeps meaning automatic everywhere else.
+    """
+
+    def get(self) -> bool:
+        return (getattr(self, name) == 0) == on_when_zero
+
+    def set(self, value: bool) -> None:
+        if value == on_when_zero:
+            setattr(self, name, type(manual)(0))
+        elif getattr(self, name) == 0:
+            setattr(self, name, manual)
+
+    return BoolProperty(name=label, description=description, get=get, set=set)
+
+
+class AutoToggles:
+    """The "Auto" switches of the options where 0 means automatic (drawn instead of a bare 0)."""
+
+    auto_poisson_depth: _zero_means_auto(  # type: ignore[valid-type]
+        "poisson_depth", 8, "Auto", "Choose the Poisson detail from the number of points"
+    )
+    auto_thickness: _zero_means_auto(  # type: ignore[valid-type]
+        "thickness", 1.0, "Auto", "The solid's depth from the outline, as a round object's"
+    )
+    simplify: _zero_means_auto(  # type: ignore[valid-type]
+        "target_faces",
+        50_000,
+        "Simplify",
+        "Simplify the mesh to about a number of faces (off: keep every face)",
+        on_when_zero=False,
+    )
+    auto_steps: _zero_means_auto(  # type: ignore[valid-type]
+        "steps", 4, "Auto", "The text-to-image model's own number of steps"
+    )
+
+
+#: The toggles that only show other options differently (not options of the run).
+TOGGLE_NAMES = tuple(AutoToggles.__annotations__)
+
+
+class IMG2MESH_PG_settings(ReconstructOptions, AutoToggles, bpy.types.PropertyGroup):
     """The panel's options, saved with the scene."""
 
     source: EnumProperty(  # type: ignore[valid-type]
@@ -179,7 +226,7 @@ class IMG2MESH_PG_settings(ReconstructOptions, bpy.types.PropertyGroup):
         description="What is reconstructed",
         items=[
             ("FILE", "Photo", "A photo file on disk"),
-            ("IMAGE", "Blender Image", "An image already open in Blender"),
+            ("IMAGE", "Image", "An image already open in Blender"),
             ("PROMPT", "Prompt", "A picture generated from a text prompt"),
         ],
         default="FILE",

@@ -147,16 +147,24 @@ def _keep_upright_copy(cam, photo: str) -> None:
 def _show_source_image(cam, name: str) -> None:
     """A packed image was written to a temp file: show the image itself instead.
 
-    The image is looked up by name now: an undo during the run may have removed it (the
-    camera then keeps the copy it loaded).
+    The image is looked up by name now: an undo during the run may have removed it. The
+    camera then keeps the copy it loaded, packed under the image's name, since the temp
+    file goes when the run ends.
     """
     image = bpy.data.images.get(name)
     backgrounds = cam.data.background_images
-    if image is not None and len(backgrounds) and backgrounds[0].image is not None:
-        loaded = backgrounds[0].image
-        backgrounds[0].image = image
-        if loaded != image and loaded.users == 0:
-            bpy.data.images.remove(loaded)
+    if not len(backgrounds) or backgrounds[0].image is None:
+        return
+    loaded = backgrounds[0].image
+    if image is None or image == loaded:  # gone (the copy may have taken its free name)
+        loaded.pack()
+        loaded.name = name
+        suffix = os.path.splitext(loaded.filepath)[1]
+        loaded.filepath_raw = f"//{os.path.splitext(name)[0]}{suffix}"
+        return
+    backgrounds[0].image = image
+    if loaded.users == 0:
+        bpy.data.images.remove(loaded)
 
 
 # ---------------------------------------------------------------------- background run

@@ -43,8 +43,8 @@ def _rembg_model(d: Mapping[str, str]) -> str:
         f"The background-removal model '{model}' is not in {d.get('folder')} and could not be "
         f"downloaded ({d.get('reason')}). Connect to the internet once so it is stored there, "
         f"copy {model}.onnx into that folder, choose your own .onnx file as the Background "
-        "Removal Model in the add-on's preferences, or use the weight-free Remove Background: "
-        "Plain Backdrop for photos on a plain background."
+        "Removal Model in the add-on's preferences, or use the weight-free Options > "
+        "Background: Plain Backdrop for photos on a plain background."
     )
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +16,7 @@ import pytest
 from img2mesh_addon.logic import requests
 from img2mesh_addon.logic.errors import ResultError, UserError, WorkerError
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFS = SimpleNamespace(device="AUTO", use_cache=True, rembg_model="u2net", depth_model="d/m")
 OPTIONS = {
     "max_size": 640,
@@ -106,12 +112,48 @@ def test_prompt_requests(tmp_path):
     assert requests.picture_folder("", "/data") == os.path.join("/data", "generated")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_an_unwritable_picture_folder_is_refused_before_generating(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    with pytest.raises(WorkerError, match="not writable"):
-        requests.check_writable(str(locked / "generated"))
+    """As an ordinary user meets it: root may write anywhere, so as root the check runs as
+    'nobody' (setpriv) on a folder 'nobody' can reach."""
+    base = Path(tempfile.mkdtemp(prefix="img2mesh-perm-"))  # not under pytest's 0700 folder
+    try:
+        base.chmod(0o755)
+        locked, open_ = base / "locked", base / "open"
+        locked.mkdir()
+        open_.mkdir()
+        locked.chmod(0o555)  # mkdir's mode goes through the umask
+        open_.chmod(0o777)
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv to drop privileges")
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        code = (
+            "import sys; from img2mesh_addon.logic import requests\n"
+            "try:\n    requests.check_writable(sys.argv[1])\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+            "else:\n    print('writable')\n"
+        )
+
+        def check(folder: Path) -> str:
+            run = subprocess.run(
+                [*prefix, sys.executable, "-c", code, str(folder)],
+                capture_output=True,
+                text=True,
+                cwd=REPO_ROOT,
+                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            )
+            assert run.returncode == 0, run.stderr
+            return run.stdout.strip()
+
+        assert check(open_ / "generated") == "writable"
+        assert check(locked / "generated") == (
+            f"WorkerError The generated picture cannot be saved in '{locked / 'generated'}': "
+            "the folder is not writable."
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_placing_a_picture_never_overwrites(tmp_path):

@@ -224,23 +224,39 @@ def no_text_environment(core_python, tmp_path_factory) -> Path:
 
     A fresh virtual environment (from the core's base Python) whose site-packages links to
     every package of the core's environment except diffusers, so `import diffusers` fails
-    as it does where `pip install img2mesh` was run without `[text]`.
+    as it does where `pip install img2mesh` was run without `[text]`. Every site-packages
+    folder the core's Python sees is flattened into it, and a .pth file that only adds
+    another of those folders is left out: it would bring diffusers back (a git worktree's
+    environment that borrows the main checkout's packages is made that way).
     """
     env = tmp_path_factory.mktemp("no-text") / "venv"
     run_core(
         core_python,
         f"""
-        import os, subprocess, sys, sysconfig
+        import os, subprocess, sys
         subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", {str(env)!r}],
                        check=True)
         python = os.path.join({str(env)!r}, "bin", "python")
         code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
         target = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True,
                                 check=True).stdout.strip()
-        source = sysconfig.get_paths()["purelib"]
-        for name in os.listdir(source):
-            if not name.lower().startswith("diffusers"):
-                os.symlink(os.path.join(source, name), os.path.join(target, name))
+        sites = [p for p in sys.path if os.path.basename(p) == "site-packages"
+                 and os.path.isdir(p)]
+        real_sites = {{os.path.realpath(p) for p in sites}}
+
+        def adds_a_site(pth):
+            with open(pth) as fh:
+                lines = [line.strip() for line in fh]
+            return any(os.path.realpath(line) in real_sites for line in lines if line)
+
+        for source in sites:
+            for name in os.listdir(source):
+                path, link = os.path.join(source, name), os.path.join(target, name)
+                if name.lower().startswith("diffusers") or os.path.lexists(link):
+                    continue
+                if name.endswith(".pth") and adds_a_site(path):
+                    continue
+                os.symlink(path, link)
         """,
     )
     return env
@@ -294,8 +310,13 @@ def test_the_panel_offers_the_prompt_with_the_cores_defaults(addon):
     log: list = []
     panel.IMG2MESH_PT_main.draw(SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
     drawn = {name for kind, name in log if kind == "prop"}
-    assert {"source", "prompt", "seed", "steps", "t2i_model", "raw_prompt"} <= drawn
-    assert not {"filepath", "image"} & drawn
+    assert {"source", "prompt"} <= drawn and not {"filepath", "image"} & drawn
+    # How the picture is made: in the Picture sub-panel, shown for prompts only.
+    assert panel.IMG2MESH_PT_prompt.poll(bpy.context)
+    log.clear()
+    panel.IMG2MESH_PT_prompt.draw(SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
+    drawn = {name for kind, name in log if kind == "prop"}
+    assert {"seed", "auto_steps", "t2i_model", "raw_prompt"} <= drawn
     assert ("label", f"Default: {DEFAULT_T2I_MODEL}") in log
     # The slug itself is one function shared with the core (tests/addon_pure/).
 
