@@ -46,12 +46,27 @@ def pytest_report_header(config):
     return None
 
 
+_EXIT_STATUS: list[int] = []
+
+
 def pytest_sessionfinish(session, exitstatus):
     if bpy is not None and ADDON in bpy.context.preferences.addons:
         import addon_utils
 
         addon_utils.disable(ADDON)  # stops the worker
     shutil.rmtree(BLENDER_USER, ignore_errors=True)
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config):
+    """Leave at once once pytest is done: bpy as a module sometimes hangs in its own shutdown
+    (its background file-closing thread, seen with bpy 4.5 even without the add-on loaded),
+    which would stall a test run after its summary was printed. Nothing of ours is left to
+    clean up by then (the worker was stopped above)."""
+    if bpy is not None and _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
 
 
 @pytest.fixture(autouse=True)
