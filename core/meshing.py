@@ -13,6 +13,7 @@ from .camera import Intrinsics
 from .errors import InputError, OptionError
 from .mesh import Mesh
 from .pointcloud import MIN_POINTS, PointCloud, default_edge_threshold, grid_normals
+from .solid import untangle, volume_report
 
 METHODS = ("poisson", "grid")
 
@@ -92,6 +93,7 @@ def reconstruct_surface(
     info: dict = {"method": method, "closed": bool(closed), "warnings": []}
     # The silhouette that bounds the result: the mask where it holds the points, else the points.
     silhouette = mask | cloud.valid
+    anchor = None
 
     if method == "grid":
         report(0.1, "Triangulating the depth grid")
@@ -117,6 +119,7 @@ def reconstruct_surface(
             else:
                 report(0.75, "Setting the thickness")
                 mesh = _stretched(solid, cloud, silhouette, intrinsics, thickness)
+                anchor = solid.vertices
         else:
             scale = poisson_scale(level)
             known = solids.get(("open", level)) if solids is not None else None
@@ -133,12 +136,22 @@ def reconstruct_surface(
         info["poisson_scale"] = scale
         info["points_used"] = used
 
+    # The surface as meshed, before any step that moves its vertices: where such a
+    # step makes faces cross, those vertices go back to it (core.solid.untangle).
+    if anchor is None:
+        anchor = mesh.vertices
+        if closed and method == "grid":
+            anchor, _ = untangle(_f32(anchor), mesh.faces)
+            mesh = Mesh(anchor, mesh.faces, mesh.colors)
     if smooth > 0:
         report(0.8, "Smoothing")
         mesh = _taubin(mesh, smooth)
     if target_faces is not None and mesh.n_faces > target_faces:
         report(0.85, "Simplifying")
+        if closed and mesh.vertices is not anchor:
+            mesh = Mesh(untangle(mesh.vertices, mesh.faces, anchor)[0], mesh.faces, mesh.colors)
         mesh = _decimate(mesh, target_faces)
+        anchor = None
         if closed and not is_closed(mesh.faces):
             info["warnings"].append(
                 "Simplifying opened small holes in the closed surface; ask for more faces to keep it watertight."
@@ -147,18 +160,51 @@ def reconstruct_surface(
         raise InputError("No surface could be built from these points (the result had no faces).")
 
     report(0.95, "Colouring")
-    vertices = _keep_inside(mesh.vertices, silhouette, intrinsics)
-    colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
     faces = np.array(mesh.faces)  # a copy: the surface may be one kept in `solids`
+    vertices = mesh.vertices
+    if closed and anchor is None:
+        # Decimation may fold faces through each other: relax them where it did.
+        vertices, _ = untangle(vertices, faces)
+        anchor = vertices
+    vertices = _keep_inside(vertices, silhouette, intrinsics)
+    volume = {"valid": False, "self_intersections": None}
+    if closed:
+        # Checked as written: the mesh keeps float32 coordinates.
+        vertices, left = untangle(_f32(vertices), faces, _f32(anchor))
+        vertices = _f32(vertices)
+        volume = volume_report(vertices, faces, pairs=left)
+        if is_closed(faces) and not volume["valid"]:
+            info["warnings"].append(_invalid_volume_warning(volume))
+    colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
     mesh = Mesh(vertices, faces, colors, _vertex_normals(vertices, faces))
     info.update(
         vertices=mesh.n_vertices,
         faces=mesh.n_faces,
-        watertight=is_closed(mesh.faces),
+        watertight=bool(volume["valid"]),
+        self_intersections=volume["self_intersections"],
         seconds=round(time.perf_counter() - start, 3),
     )
     report(1.0, "Surface done")
     return mesh, info
+
+
+def _f32(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).astype(np.float64)
+
+
+def _invalid_volume_warning(volume: dict) -> str:
+    if volume["self_intersections"]:
+        why = f"{volume['self_intersections']} pairs of its faces cross each other"
+    elif not volume["vertex_manifold"]:
+        why = "some of its vertices join surfaces that only touch there"
+    elif not volume["oriented"] or volume["volume"] <= 0:
+        why = "its faces are not all wound outward"
+    else:
+        why = "it is not closed"
+    return (
+        f"The closed surface is not a valid volume ({why}); Booleans and 3D printing may "
+        "fail on it."
+    )
 
 
 # --- options ----------------------------------------------------------------------------------
@@ -383,6 +429,11 @@ def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=No
         mesh, used = _poisson_mesh(
             cloud, back, silhouette, intrinsics, level, scale, threads, report
         )
+    if is_closed(mesh.faces):
+        # Poisson leaves slivers that touch or cross their neighbours here and there:
+        # relaxed once here, the solid is the clean anchor of every later step.
+        clean, _ = untangle(_f32(mesh.vertices), mesh.faces)
+        mesh = Mesh(clean, mesh.faces, mesh.colors)
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)
     if solids is not None:
         solids[("closed", level)] = outcome
@@ -414,18 +465,32 @@ def _stretched(solid: Mesh, cloud: PointCloud, silhouette, intrinsics: Intrinsic
     front = np.zeros(cloud.valid.shape, dtype=np.float64)
     front[cloud.pixels[:, 0], cloud.pixels[:, 1]] = cloud.points[:, 2]
     rows, cols = _nearest_inside(cloud.valid)
+    front, t = front[rows, cols], t[rows, cols]
     u, v = _project(vertices, intrinsics)
-    h, w = front.shape
-    r = np.clip(np.nan_to_num(np.rint(v)), 0, h - 1).astype(np.int64)
-    c = np.clip(np.nan_to_num(np.rint(u)), 0, w - 1).astype(np.int64)
-    r, c = rows[r, c], cols[r, c]
+    # Read both between pixel centres: a map that jumps from pixel to pixel would
+    # fold the faces that run along the rays at the rim through each other.
+    front_at, t_at = _bilinear(front, u, v), _bilinear(t, u, v)
     # A point scaled by (1 + d / f) along its ray lies d pixels' worth of width behind.
     focal = math.sqrt(intrinsics.fx * intrinsics.fy)
-    ratio = vertices[:, 2] / front[r, c]
+    ratio = vertices[:, 2] / front_at
     d = (ratio - 1.0) * focal
-    d = d + (k - 1.0) * np.clip(d, 0.0, t[r, c])
+    d = d + (k - 1.0) * np.clip(d, 0.0, t_at)
     moved = vertices * ((1.0 + d / focal) / ratio)[:, None]
     return Mesh(moved, solid.faces, solid.colors, None)
+
+
+def _bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``image`` read at (column u, row v), linearly between pixel centres, clamped at its sides."""
+    h, w = image.shape
+    u = np.clip(np.nan_to_num(u), 0, w - 1)
+    v = np.clip(np.nan_to_num(v), 0, h - 1)
+    c0 = np.minimum(np.floor(u).astype(np.int64), w - 2) if w > 1 else np.zeros(len(u), int)
+    r0 = np.minimum(np.floor(v).astype(np.int64), h - 2) if h > 1 else np.zeros(len(v), int)
+    c1, r1 = np.minimum(c0 + 1, w - 1), np.minimum(r0 + 1, h - 1)
+    fu, fv = u - c0, v - r0
+    top = image[r0, c0] * (1 - fu) + image[r0, c1] * fu
+    bottom = image[r1, c0] * (1 - fu) + image[r1, c1] * fu
+    return top * (1 - fv) + bottom * fv
 
 
 def _poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report):
@@ -703,7 +768,19 @@ def _split_fans(vertices: np.ndarray, faces: np.ndarray, selected: np.ndarray):
     source_vertex[labels] = corner_vertex[corners]
     new_faces = corner_vertex.astype(np.int64)  # a copy
     new_faces[corners] = n + labels
-    return np.concatenate([vertices, vertices[source_vertex]]), new_faces.reshape(m, 3)
+    new_faces = new_faces.reshape(m, 3)
+    copies = np.array(vertices[source_vertex], dtype=np.float64)
+    # Each copy moves a twentieth of the way to the middle of its own fan, so the
+    # separated surfaces no longer touch (a touching pair of faces is no valid volume).
+    at = new_faces.reshape(-1) >= n
+    owner = new_faces.reshape(-1)[at] - n
+    face_of = np.flatnonzero(at) // 3
+    centre = vertices[corner_vertex.reshape(m, 3)[face_of]].mean(axis=1)
+    total = np.zeros_like(copies)
+    np.add.at(total, owner, centre)
+    mean = total / np.maximum(np.bincount(owner, minlength=count), 1)[:, None]
+    copies += 0.05 * (mean - copies)
+    return np.concatenate([vertices, copies]), new_faces
 
 
 def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None):
@@ -799,10 +876,16 @@ def _keep_inside(
     r = np.clip(np.rint(v), 0, h - 1).astype(np.int64)
     c = np.clip(np.rint(u), 0, w - 1).astype(np.int64)
     nr, nc = rows[r, c], cols[r, c]
+    # Onto the edge of that pixel's square, not its centre: a vertex moved to the
+    # centre would jump over the inside vertices between the centre and the outline
+    # and fold the surface through itself.
+    half = 0.499
+    u = np.clip(u, nc - half, nc + half)
+    v = np.clip(v, nr - half, nr + half)
     z = vertices[outside, 2]
     moved = vertices.copy()
-    moved[outside, 0] = (nc - intrinsics.cx) * z / intrinsics.fx
-    moved[outside, 1] = (nr - intrinsics.cy) * z / intrinsics.fy
+    moved[outside, 0] = (u - intrinsics.cx) * z / intrinsics.fx
+    moved[outside, 1] = (v - intrinsics.cy) * z / intrinsics.fy
     return moved
 
 
