@@ -201,19 +201,19 @@ def network_like_depth(
     depth: np.ndarray,
     mask: np.ndarray,
     *,
-    scale_error: float = 0.03,
-    noise: float = 0.003,
+    relief_error: float = 0.15,
+    noise: float = 0.002,
     blur_px: float = 2.0,
     seed: int = 0,
 ) -> np.ndarray:
     """``depth`` corrupted the way a monocular depth network errs, for benchmarks.
 
-    A smooth multiplicative error across the image (up to about ``scale_error``: the
-    object's depth is stretched unevenly), Gaussian noise of ``noise`` x the depth per
-    pixel, and edges blurred over ``blur_px`` pixels into a background behind the object
-    (networks smear depth across silhouettes). The object's median depth is kept: a
-    wrong overall scale moves the whole object, which no shape score can tell from a
-    wrong shape. 0 stays 0 off the mask.
+    The object's relief (its depth about its median) is stretched unevenly by a smooth
+    field of up to about ``relief_error``, Gaussian noise of ``noise`` x the depth is
+    added per pixel, and the edges are blurred over ``blur_px`` pixels into a background
+    behind the object (networks smear depth across silhouettes). The median depth is
+    kept: a wrong overall scale moves the whole object, which no shape score can tell
+    from a wrong shape. 0 stays 0 off the mask.
     """
     import cv2
 
@@ -224,10 +224,7 @@ def network_like_depth(
     if not mask.any():
         return depth.astype(np.float32)
     inside = depth[mask]
-    far = float(inside.max()) * 1.25
-    full = np.where(mask, depth, far)
-    if blur_px > 0:
-        full = cv2.GaussianBlur(full, (0, 0), blur_px)
+    median = float(np.median(inside))
     # A smooth field: a few random low-frequency waves across the image.
     rows, cols = np.mgrid[0:h, 0:w] / max(h, w)
     field = np.zeros((h, w))
@@ -235,7 +232,9 @@ def network_like_depth(
         fx, fy = rng.uniform(0.5, 2.0, size=2)
         phase = rng.uniform(0, 2 * np.pi)
         field += np.sin(2 * np.pi * (fx * cols + fy * rows) + phase)
-    field *= scale_error / 3.0
-    full = full * (1.0 + field) * (1.0 + noise * rng.standard_normal((h, w)))
-    full *= float(np.median(inside)) / float(np.median(full[mask]))
+    field *= relief_error / 3.0
+    full = np.where(mask, median + (depth - median) * (1.0 + field), float(inside.max()) * 1.25)
+    if blur_px > 0:
+        full = cv2.GaussianBlur(full, (0, 0), blur_px)
+    full = full * (1.0 + noise * rng.standard_normal((h, w)))
     return np.where(mask, full, 0.0).astype(np.float32)

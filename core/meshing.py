@@ -45,6 +45,7 @@ def reconstruct_surface(
     threads: int | None = None,
     progress: Progress | None = None,
     solids: dict | None = None,
+    shape: str = "auto",
 ) -> tuple[Mesh, dict]:
     """Build the object's surface from ``cloud``; returns the mesh (camera frame) and facts about it.
 
@@ -104,8 +105,33 @@ def reconstruct_surface(
     else:
         level = poisson_depth if poisson_depth is not None else choose_poisson_depth(len(cloud))
         if closed:
+            back = None
+            if shape != "inflate" and (thickness is None or shape == "revolve"):
+                from .shape_prior import choose_back
+
+                report(0.05, "Looking for a surface of revolution")
+                fit, why = choose_back(shape, cloud, silhouette, intrinsics)
+                info["shape"] = (
+                    "revolve" if fit is not None and why.startswith("revolve") else "inflate"
+                )
+                info["shape_note"] = why
+                if fit is not None:
+                    info["shape_fit"] = dict(fit.quality)
+                if info["shape"] == "revolve":
+                    back = _revolved_back(fit, cloud, intrinsics)
+                    if thickness is not None:
+                        info["warnings"].append(
+                            "The thickness is ignored: the hidden side was made by turning "
+                            "the visible surface about its axis (--shape revolve)."
+                        )
+                        thickness = None
+            else:
+                info["shape"] = "inflate"
+                info["shape_note"] = (
+                    "inflate (asked)" if shape == "inflate" else ("inflate (a thickness was given)")
+                )
             solid, scale, used, reused = closed_poisson(
-                cloud, silhouette, intrinsics, level, threads, report, solids
+                cloud, silhouette, intrinsics, level, threads, report, solids, back=back
             )
             info["poisson_reused"] = reused
             if solid is None:
@@ -405,7 +431,42 @@ def poisson_scale(level: int) -> float:
 WIDE_SCALE = 1.5
 
 
-def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=None, solids=None):
+def _revolved_back(fit, cloud: PointCloud, intrinsics: Intrinsics):
+    """Closing samples with the shape prior: the turned body, and each part inflated alone.
+
+    Front points off the lathe body (a handle, a spout) keep the usual back surface,
+    made from their own outline, so the part is a solid of its own; the closed Poisson
+    surface of everything is then the union of body and parts.
+    """
+    import cv2
+
+    points, normals = [fit.back_points], [fit.back_normals]
+    part = ~fit.body
+    if part.sum() >= max(MIN_POINTS, 0.01 * len(cloud)):
+        mask = np.zeros(cloud.valid.shape, dtype=np.uint8)
+        mask[cloud.pixels[part, 0], cloud.pixels[part, 1]] = 1
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= max(MIN_POINTS, 0.005 * len(cloud)))
+        keep_mask = np.isin(labels, big[big > 0])
+        sel = keep_mask[cloud.pixels[:, 0], cloud.pixels[:, 1]] & part
+        if sel.sum() >= MIN_POINTS:
+            sub = PointCloud(
+                cloud.points[sel],
+                cloud.colors[sel],
+                None if cloud.normals is None else cloud.normals[sel],
+                cloud.pixels[sel],
+                keep_mask & cloud.valid,
+            )
+            back, back_normals = _back_cloud(sub, keep_mask, intrinsics)
+            points.append(back)
+            normals.append(back_normals)
+    return np.concatenate(points), np.concatenate(normals)
+
+
+def closed_poisson(
+    cloud, silhouette, intrinsics, level, threads=None, report=None, solids=None, back=None
+):
     """The closed Poisson solid of ``cloud`` at the inflation's depth (:func:`thickness_map`).
 
     Returns (mesh or None, cube scale, points used, taken from ``solids``). None: Poisson
@@ -413,11 +474,13 @@ def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=No
     cloud) remembers the outcome per octree depth, so a re-mesh with another thickness,
     smoothing or face count reuses it; the mesh in it is never modified.
     """
-    if solids is not None and ("closed", level) in solids:
-        return (*solids[("closed", level)], True)
+    key = ("closed", level, back is not None)
+    if solids is not None and key in solids:
+        return (*solids[key], True)
     report = report or (lambda fraction, message: None)
     report(0.1, "Building the back surface")
-    back = _back_cloud(cloud, silhouette, intrinsics)
+    if back is None:
+        back = _back_cloud(cloud, silhouette, intrinsics)
     scale = poisson_scale(level)
     mesh, used = _poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report)
     if not is_closed(mesh.faces) and scale < WIDE_SCALE:
@@ -436,7 +499,7 @@ def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=No
         mesh = Mesh(clean, mesh.faces, mesh.colors)
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)
     if solids is not None:
-        solids[("closed", level)] = outcome
+        solids[key] = outcome
     return (*outcome, False)
 
 

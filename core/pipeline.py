@@ -281,6 +281,7 @@ class Pipeline:
                 thickness=s.thickness,
                 target_faces=s.target_faces,
                 smooth=s.smooth,
+                shape=s.shape,
                 progress=mesh_progress,
                 solids=solids,
             )

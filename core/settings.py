@@ -15,6 +15,7 @@ SEGMENT_METHODS = ("rembg", "key", "none")
 DEPTH_METHODS = ("model", "inflate", "map")
 DEPTH_KINDS = ("auto", "metric", "disparity")
 MESH_METHODS = ("poisson", "grid")
+SHAPES = ("auto", "revolve", "inflate")  # the hidden side of a closed solid (core/shape_prior.py)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEPTH_BACKENDS = ("auto", "torch", "onnx")
 
@@ -60,6 +61,9 @@ class Settings:
     )
     target_faces: int | None = None
     smooth: int = 0  # Taubin smoothing iterations
+    # hidden side of a closed Poisson solid: auto = turned about its axis when the photo
+    # shows a surface of revolution, else inflated; revolve | inflate force one
+    shape: str = "auto"
     # caching
     cache: bool = True
 
@@ -68,6 +72,7 @@ class Settings:
         _choice("depth", self.depth, DEPTH_METHODS)
         _choice("depth kind", self.depth_kind, DEPTH_KINDS)
         _choice("mesh", self.mesh, MESH_METHODS)
+        _choice("shape", self.shape, SHAPES)
         _choice("device", self.device, DEVICES)
         _choice("depth backend", self.depth_backend, DEPTH_BACKENDS)
         if not isinstance(self.max_size, int) or self.max_size < 32:

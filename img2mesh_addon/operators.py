@@ -103,6 +103,8 @@ def settings_dict(options: dict[str, Any], prefs: Any) -> dict[str, Any]:
         settings["poisson_depth"] = int(options["poisson_depth"])
     if options["target_faces"]:
         settings["target_faces"] = int(options["target_faces"])
+    if options["shape"] != "AUTO" and not options["trim"]:
+        settings["shape"] = options["shape"].lower()
     if options["thickness"] > 0 and not options["trim"]:
         settings["thickness"] = float(options["thickness"])
     return settings

@@ -50,6 +50,7 @@ class IMG2MESH_PT_main(bpy.types.Panel):
             col.prop(settings, "poisson_depth")
         col.prop(settings, "trim", text="Trim")
         if not settings.trim:
+            col.prop(settings, "shape")
             col.prop(settings, "thickness")
         col.prop(settings, "target_faces")
         col.prop(settings, "smooth")
