@@ -72,14 +72,14 @@ def reconstruct_surface(
     mask = np.asarray(mask).astype(bool)
     rgb = np.asarray(rgb)
     expected = cloud.valid.shape
-    for name, shape in (
+    for name, got in (
         ("mask", mask.shape),
         ("photo", rgb.shape[:2]),
         ("depth map", np.shape(depth)),
     ):
-        if tuple(shape) != expected:
+        if tuple(got) != expected:
             raise InputError(
-                f"The {name} is {_size(shape)} but the point cloud comes from a "
+                f"The {name} is {_size(got)} but the point cloud comes from a "
                 f"{expected[1]}x{expected[0]} image."
             )
     if rgb.ndim != 3 or rgb.shape[2] < 3:

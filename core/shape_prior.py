@@ -257,9 +257,13 @@ def _flat_ends(h, r, a, e1, e2, cell):
 
     The camera rarely sees an object's base: a bottle or can stands on a flat one, so an
     end of the seen profile that is still wide is closed flat at that height (the
-    copies the camera did see are dropped later, like any other).
+    copies the camera did see are dropped later, like any other), unless nothing was
+    seen near the axis (a ring has a hole there).
     """
     out, normals = [np.zeros((0, 3))], [np.zeros((0, 3))]
+    if not np.any(r < 0.15 * r.max()):
+        # Nothing seen near the axis: a ring (a torus, a bangle) has a hole there.
+        return np.concatenate(out), np.concatenate(normals)
     for end, sign in ((h.min(), -1.0), (h.max(), 1.0)):
         near = np.abs(h - end) <= 2 * cell
         radius = float(np.median(r[near])) if near.any() else 0.0
@@ -329,7 +333,12 @@ def _hidden(q, cloud, silhouette, intrinsics: Intrinsics, size):
     inside = (z > 0) & (r >= 0) & (r < h) & (c >= 0) & (c < w)
     ri = np.where(inside, r, 0).astype(np.int64)
     ci = np.where(inside, c, 0).astype(np.int64)
-    grown = cv2.dilate(silhouette.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    # A copy a little outside the outline is the fit's rounding, not a contradiction:
+    # allow 2% of the object's extent in the image.
+    rows, cols = np.nonzero(silhouette)
+    reach = max(2, int(round(0.02 * math.hypot(np.ptp(rows), np.ptp(cols)))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    grown = cv2.dilate(silhouette.astype(np.uint8), kernel) > 0
     outside = ~(inside & grown[ri, ci])
     # The measured front depth at each copy's pixel (nearest measured pixel if none).
     front = np.zeros(silhouette.shape)
@@ -337,9 +346,13 @@ def _hidden(q, cloud, silhouette, intrinsics: Intrinsics, size):
     from scipy.ndimage import distance_transform_edt
 
     _, (nr, nc) = distance_transform_edt(~cloud.valid, return_indices=True)
-    zf = front[nr, nc][ri, ci]
+    filled = front[nr, nc]
+    zf = filled[ri, ci]
+    # In front of every depth measured nearby: a copy rounded to a pixel across a depth
+    # edge (where the camera sees past a rim) is not in front of the photo.
+    nearest = cv2.erode(filled.astype(np.float32), np.ones((5, 5), np.uint8))[ri, ci]
     margin = 0.015 * size
-    ahead = ~outside & (z < zf - margin)
+    ahead = ~outside & (z < nearest - margin)
     behind = ~outside & (z > zf + margin)
     # Copies within the margin of the front are the front again: left to the photo.
     contradiction = float((outside | ahead).mean()) if len(q) else 1.0
