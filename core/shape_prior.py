@@ -159,7 +159,7 @@ def fit_revolution(
     return fit
 
 
-def _robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 3000):
+def _robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 2000):
     """Direction and a point of the axis the normal lines (p, n) meet best, or (None, None).
 
     A robust least-squares fit (Cauchy loss) of the distances between each normal line
@@ -197,23 +197,35 @@ def _robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 3000):
         r = np.einsum("ij,ij->i", p - c, na) / np.maximum(length, 0.3)
         return np.where(informative, r, 0.0)
 
-    best = (np.inf, None, None)
-    for a0 in starts:
-        a0 = a0 / np.linalg.norm(a0)
-        x0 = np.r_[np.arccos(np.clip(a0[2], -1, 1)), np.arctan2(a0[1], a0[0]), p.mean(axis=0)]
-        try:
-            fit = least_squares(residuals, x0, loss="cauchy", f_scale=tol, max_nfev=60)
-        except ValueError:
-            continue
-        a = unit(fit.x[:2])
-        c = fit.x[2:]
+    def score(a, c):
         na = np.cross(n, a)
         length = np.linalg.norm(na, axis=1)
         informative = length > 0.3
         if informative.mean() < 0.3:
-            continue
+            return np.inf
         dist = np.abs(np.einsum("ij,ij->i", p - c, na))[informative] / length[informative]
-        cost = float(np.mean(np.minimum(dist, 3 * tol)))
+        return float(np.mean(np.minimum(dist, 3 * tol)))
+
+    # Each start with its best axis point (linear given the direction); only the three
+    # most promising are refined (the refinement is what costs).
+    ranked = []
+    for a0 in starts:
+        a0 = a0 / np.linalg.norm(a0)
+        na = np.cross(n, a0)
+        c0, *_ = np.linalg.lstsq(na, np.einsum("ij,ij->i", p, na), rcond=None)
+        ranked.append((score(a0, c0), a0, c0))
+    ranked.sort(key=lambda item: item[0])
+
+    best = (np.inf, None, None)
+    for _, a0, c0 in ranked[:3]:
+        x0 = np.r_[np.arccos(np.clip(a0[2], -1, 1)), np.arctan2(a0[1], a0[0]), c0]
+        try:
+            fit = least_squares(residuals, x0, loss="cauchy", f_scale=tol, max_nfev=40)
+        except ValueError:
+            continue
+        a = unit(fit.x[:2])
+        c = fit.x[2:]
+        cost = score(a, c)
         if cost < best[0]:
             best = (cost, a, c - (c @ a) * a)
     return best[1], best[2]
