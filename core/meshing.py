@@ -95,6 +95,8 @@ def reconstruct_surface(
     # The silhouette that bounds the result: the mask where it holds the points, else the points.
     silhouette = mask | cloud.valid
     anchor = None
+    anchor_crossings = None  # crossing pairs left in the anchor; None: not counted
+    solid = None
 
     if method == "grid":
         report(0.1, "Triangulating the depth grid")
@@ -146,6 +148,7 @@ def reconstruct_surface(
                 report(0.75, "Setting the thickness")
                 mesh = _stretched(solid, cloud, silhouette, intrinsics, thickness)
                 anchor = solid.vertices
+                anchor_crossings = getattr(solid, "crossings", None)
         else:
             scale = poisson_scale(level)
             known = solids.get(("open", level)) if solids is not None else None
@@ -166,8 +169,10 @@ def reconstruct_surface(
     # step makes faces cross, those vertices go back to it (core.solid.untangle).
     if anchor is None:
         anchor = mesh.vertices
-        if closed and method == "grid":
-            anchor, _ = untangle(_f32(anchor), mesh.faces)
+        if solid is not None:
+            anchor_crossings = getattr(solid, "crossings", None)
+        if closed and (method == "grid" or solid is None):  # the grid, or Poisson's fallback
+            anchor, anchor_crossings = untangle(_f32(anchor), mesh.faces)
             mesh = Mesh(anchor, mesh.faces, mesh.colors)
     if smooth > 0:
         report(0.8, "Smoothing")
@@ -178,6 +183,7 @@ def reconstruct_surface(
             mesh = Mesh(untangle(mesh.vertices, mesh.faces, anchor)[0], mesh.faces, mesh.colors)
         mesh = _decimate(mesh, target_faces)
         anchor = None
+        anchor_crossings = None
         if closed and not is_closed(mesh.faces):
             info["warnings"].append(
                 "Simplifying opened small holes in the closed surface; ask for more faces to keep it watertight."
@@ -190,15 +196,17 @@ def reconstruct_surface(
     vertices = mesh.vertices
     if closed and anchor is None:
         # Decimation may fold faces through each other: relax them where it did.
-        vertices, _ = untangle(vertices, faces)
+        vertices, anchor_crossings = untangle(vertices, faces)
         anchor = vertices
     vertices = _keep_inside(vertices, silhouette, intrinsics)
     volume = {"valid": False, "self_intersections": None}
     if closed:
         # Checked as written: the mesh keeps float32 coordinates.
-        vertices, left = untangle(_f32(vertices), faces, _f32(anchor))
+        vertices, left = untangle(_f32(vertices), faces, _f32(anchor), rounds=20)
         vertices = _f32(vertices)
-        volume = volume_report(vertices, faces, pairs=left)
+        # The check above only looked where vertices moved off the anchor: a count of
+        # the whole surface is needed unless the anchor itself was known to be clean.
+        volume = volume_report(vertices, faces, pairs=left if anchor_crossings == 0 else None)
         if is_closed(faces) and not volume["valid"]:
             info["warnings"].append(_invalid_volume_warning(volume))
     colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
@@ -495,8 +503,9 @@ def closed_poisson(
     if is_closed(mesh.faces):
         # Poisson leaves slivers that touch or cross their neighbours here and there:
         # relaxed once here, the solid is the clean anchor of every later step.
-        clean, _ = untangle(_f32(mesh.vertices), mesh.faces)
+        clean, left = untangle(_f32(mesh.vertices), mesh.faces, rounds=20)
         mesh = Mesh(clean, mesh.faces, mesh.colors)
+        mesh.crossings = left
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)
     if solids is not None:
         solids[key] = outcome

