@@ -13,7 +13,7 @@ from .camera import Intrinsics
 from .errors import InputError, OptionError
 from .mesh import Mesh
 from .pointcloud import MIN_POINTS, PointCloud, default_edge_threshold, grid_normals
-from .solid import untangle, volume_report
+from .solid import intersecting_pairs, untangle, volume_report
 
 METHODS = ("poisson", "grid")
 
@@ -206,7 +206,16 @@ def reconstruct_surface(
         vertices = _f32(vertices)
         # The check above only looked where vertices moved off the anchor: a count of
         # the whole surface is needed unless the anchor itself was known to be clean.
-        volume = volume_report(vertices, faces, pairs=left if anchor_crossings == 0 else None)
+        pairs = None
+        if anchor_crossings == 0:
+            # Counted again as written (float32), where the vertices left the anchor.
+            moved = np.any(vertices != _f32(anchor), axis=1)[faces].any(axis=1)
+            pairs = len(intersecting_pairs(vertices, faces, moved))
+        volume = volume_report(vertices, faces, pairs=pairs)
+        if volume["self_intersections"]:
+            vertices, _ = untangle(vertices, faces, rounds=10)  # relax what is left
+            vertices = _f32(vertices)
+            volume = volume_report(vertices, faces)
         if is_closed(faces) and not volume["valid"]:
             info["warnings"].append(_invalid_volume_warning(volume))
     colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
@@ -503,7 +512,12 @@ def closed_poisson(
     if is_closed(mesh.faces):
         # Poisson leaves slivers that touch or cross their neighbours here and there:
         # relaxed once here, the solid is the clean anchor of every later step.
-        clean, left = untangle(_f32(mesh.vertices), mesh.faces, rounds=20)
+        raw = _f32(mesh.vertices)
+        clean, left = untangle(raw, mesh.faces, rounds=20)
+        clean = _f32(clean)  # as kept; counted again where the relaxation moved vertices
+        moved = np.any(clean != raw, axis=1)[mesh.faces].any(axis=1)
+        if moved.any():
+            left = len(intersecting_pairs(clean, mesh.faces, moved))
         mesh = Mesh(clean, mesh.faces, mesh.colors)
         mesh.crossings = left
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)

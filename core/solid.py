@@ -39,8 +39,11 @@ def intersecting_pairs(
     if len(f) < 2 or (active is not None and not active.any()):
         return np.zeros((0, 2), dtype=np.int64)
     tri = v[f]  # (M, 3, 3)
-    lo = tri.min(axis=1)
-    hi = tri.max(axis=1)
+    # Boxes grown by a little more than the narrow test's margins (TOUCH, NEAR), so a
+    # near miss counts whatever the rest of the mesh is.
+    grow = 5 * NEAR * (tri.max(axis=1) - tri.min(axis=1)).max(axis=1, keepdims=True)
+    lo = tri.min(axis=1) - grow
+    hi = tri.max(axis=1) + grow
     extent = hi - lo
     span = float(np.max(v.max(axis=0) - v.min(axis=0))) if len(v) else 0.0
     if not (span > 0):
