@@ -135,6 +135,13 @@ def reconstruct_surface(
             solid, scale, used, reused = closed_poisson(
                 cloud, silhouette, intrinsics, level, threads, report, solids, back=back
             )
+            if solid is None and back is not None:
+                # The turned surface gave Poisson no closed solid: inflate as before.
+                info["shape"] = "inflate"
+                info["shape_note"] = "inflate (the turned surface gave no closed solid)"
+                solid, scale, used, reused = closed_poisson(
+                    cloud, silhouette, intrinsics, level, threads, report, solids
+                )
             info["poisson_reused"] = reused
             if solid is None:
                 info["warnings"].append(
@@ -172,7 +179,7 @@ def reconstruct_surface(
         if solid is not None:
             anchor_crossings = getattr(solid, "crossings", None)
         if closed and (method == "grid" or solid is None):  # the grid, or Poisson's fallback
-            anchor, anchor_crossings = untangle(_f32(anchor), mesh.faces)
+            anchor, anchor_crossings = _cleaned(anchor, mesh.faces)
             mesh = Mesh(anchor, mesh.faces, mesh.colors)
     if smooth > 0:
         report(0.8, "Smoothing")
@@ -229,6 +236,21 @@ def reconstruct_surface(
     )
     report(1.0, "Surface done")
     return mesh, info
+
+
+def _cleaned(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, int]:
+    """A freshly meshed closed surface with its touching and crossing faces relaxed apart.
+
+    Returns float32-exact vertices and the crossing pairs left, counted on those values
+    (where the relaxation moved vertices; the rest was counted before).
+    """
+    raw = _f32(vertices)
+    clean, left = untangle(raw, faces, rounds=20)
+    clean = _f32(clean)
+    moved = np.any(clean != raw, axis=1)[faces].any(axis=1)
+    if moved.any():
+        left = len(intersecting_pairs(clean, faces, moved))
+    return clean, left
 
 
 def _f32(values: np.ndarray) -> np.ndarray:
@@ -512,12 +534,7 @@ def closed_poisson(
     if is_closed(mesh.faces):
         # Poisson leaves slivers that touch or cross their neighbours here and there:
         # relaxed once here, the solid is the clean anchor of every later step.
-        raw = _f32(mesh.vertices)
-        clean, left = untangle(raw, mesh.faces, rounds=20)
-        clean = _f32(clean)  # as kept; counted again where the relaxation moved vertices
-        moved = np.any(clean != raw, axis=1)[mesh.faces].any(axis=1)
-        if moved.any():
-            left = len(intersecting_pairs(clean, mesh.faces, moved))
+        clean, left = _cleaned(mesh.vertices, mesh.faces)
         mesh = Mesh(clean, mesh.faces, mesh.colors)
         mesh.crossings = left
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)

@@ -264,6 +264,10 @@ def untangle(
             region = (weight > 0) & np.any(v != anchor, axis=1)
             v[region] += weight[region, None] * (anchor[region] - v[region])
         else:
+            # relaxation stays local: the crossing faces and one ring, not a growing area
+            region = np.zeros(n, dtype=bool)
+            region[faces[np.unique(pairs)].reshape(-1)] = True
+            region[faces[region[faces].any(axis=1)].reshape(-1)] = True
             total = np.zeros_like(v)
             np.add.at(total, src, v[nbr])
             count = np.bincount(src, minlength=n)[:, None]
