@@ -211,14 +211,9 @@ def reconstruct_surface(
         # Checked as written: the mesh keeps float32 coordinates.
         vertices, left = untangle(_f32(vertices), faces, _f32(anchor), rounds=20)
         vertices = _f32(vertices)
-        # The check above only looked where vertices moved off the anchor: a count of
-        # the whole surface is needed unless the anchor itself was known to be clean.
-        pairs = None
-        if anchor_crossings == 0:
-            # Counted again as written (float32), where the vertices left the anchor.
-            moved = np.any(vertices != _f32(anchor), axis=1)[faces].any(axis=1)
-            pairs = len(intersecting_pairs(vertices, faces, moved))
-        volume = volume_report(vertices, faces, pairs=pairs)
+        # The checks above only looked where vertices moved: the surface as written is
+        # counted whole, so that a valid volume is never claimed for one that is not.
+        volume = volume_report(vertices, faces)
         if volume["self_intersections"]:
             vertices, _ = untangle(vertices, faces, rounds=10)  # relax what is left
             vertices = _f32(vertices)

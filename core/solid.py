@@ -277,9 +277,13 @@ def untangle(
             # Faces lying in one plane (walls along a straight outline) stay there under
             # relaxation; a jitter of a hundredth of the step takes them apart.
             v[region] += 0.01 * step * rng.standard_normal((int(region.sum()), 3))
-        # A pair can only have started to cross where one of its faces moved now.
+        # A pair can only have started (or stopped) crossing where one of its faces moved
+        # now; pairs of faces that did not move still cross and are kept.
         active = region[faces].any(axis=1)
+        still = pairs[~active[pairs].any(axis=1)]
         pairs = intersecting_pairs(v, faces, active)
+        if len(still):
+            pairs = np.unique(np.concatenate([np.asarray(pairs).reshape(-1, 2), still]), axis=0)
         if len(pairs) == 0:
             return v, 0
     return v, len(pairs)
