@@ -179,7 +179,7 @@ def reconstruct_surface(
         if solid is not None:
             anchor_crossings = getattr(solid, "crossings", None)
         if closed and (method == "grid" or solid is None):  # the grid, or Poisson's fallback
-            anchor, anchor_crossings = _cleaned(anchor, mesh.faces)
+            anchor, anchor_crossings = _cleaned(anchor, mesh.faces, getattr(mesh, "front", None))
             mesh = Mesh(anchor, mesh.faces, mesh.colors)
     if smooth > 0:
         report(0.8, "Smoothing")
@@ -233,14 +233,14 @@ def reconstruct_surface(
     return mesh, info
 
 
-def _cleaned(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, int]:
+def _cleaned(vertices: np.ndarray, faces: np.ndarray, keep=None) -> tuple[np.ndarray, int]:
     """A freshly meshed closed surface with its touching and crossing faces relaxed apart.
 
     Returns float32-exact vertices and the crossing pairs left, counted on those values
     (where the relaxation moved vertices; the rest was counted before).
     """
     raw = _f32(vertices)
-    clean, left = untangle(raw, faces, rounds=20)
+    clean, left = untangle(raw, faces, rounds=20, keep=keep)
     clean = _f32(clean)
     moved = np.any(clean != raw, axis=1)[faces].any(axis=1)
     if moved.any():
@@ -718,9 +718,15 @@ def _grid_mesh(cloud: PointCloud, silhouette, intrinsics: Intrinsics, closed: bo
     if closed:
         vertices, faces, border = _split_pinches(vertices, faces)
         back, _ = _pushed_back(vertices, cloud, silhouette, intrinsics, thickness)
+        n_front = len(vertices)
         vertices, faces = _close_with_back(vertices, faces, back, border)
+    front = np.arange(len(vertices)) < (n_front if closed else len(vertices))
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces.reshape(-1)] = True
     vertices, faces = _compact(vertices, faces)
-    return Mesh(vertices, faces, np.zeros_like(vertices))
+    mesh = Mesh(vertices, faces, np.zeros_like(vertices))
+    mesh.front = front[used]  # the measured points (and their pinch copies): kept in place
+    return mesh
 
 
 def _pushed_back(vertices, cloud, silhouette, intrinsics, thickness):

@@ -219,6 +219,7 @@ def untangle(
     anchor: np.ndarray | None = None,
     *,
     rounds: int = 10,
+    keep: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vertices moved so that no two faces cross; returns them and the crossing pairs left.
 
@@ -230,7 +231,8 @@ def untangle(
     an anchor (or where going back does not help) they move half-way to their
     neighbours' mean, with a jitter (a local relaxation, which unfolds the slivers
     and small folds Poisson and decimation leave). Only faces near moved vertices
-    are checked again.
+    are checked again. ``keep``: a bool mask of vertices the relaxation leaves where they
+    are (measured points), while it can fix the crossings without them.
     """
     v = np.array(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
@@ -268,6 +270,8 @@ def untangle(
             region = np.zeros(n, dtype=bool)
             region[faces[np.unique(pairs)].reshape(-1)] = True
             region[faces[region[faces].any(axis=1)].reshape(-1)] = True
+            if keep is not None and (region & ~keep).any() and r < rounds // 2:
+                region &= ~keep  # first try without moving the kept vertices
             total = np.zeros_like(v)
             np.add.at(total, src, v[nbr])
             count = np.bincount(src, minlength=n)[:, None]
