@@ -246,7 +246,6 @@ def untangle(
     n = len(v)
     src = faces.reshape(-1)
     nbr = np.roll(faces, 1, axis=1).reshape(-1)
-    rng = np.random.default_rng(0)
     for r in range(rounds):
         region = np.zeros(n, dtype=bool)
         region[faces[np.unique(pairs)].reshape(-1)] = True
@@ -280,7 +279,9 @@ def untangle(
             v[region] += 0.5 * (mean[region] - v[region])
             # Faces lying in one plane (walls along a straight outline) stay there under
             # relaxation; a jitter of a hundredth of the step takes them apart.
-            v[region] += 0.01 * step * rng.standard_normal((int(region.sum()), 3))
+            # (drawn from each vertex's own position, not its number: Poisson numbers its
+            # output differently from run to run, and the same surface must come out)
+            v[region] += 0.01 * step * _jitter(v[region], r)
         # A pair can only have started (or stopped) crossing where one of its faces moved
         # now; pairs of faces that did not move still cross and are kept.
         active = region[faces].any(axis=1)
@@ -390,3 +391,10 @@ def _near_active(lo, extent, active, cell) -> np.ndarray:
     marked = np.unique((seeds[:, None] + shift[None, :]).reshape(-1))
     pos = np.clip(np.searchsorted(marked, key), 0, len(marked) - 1)
     return np.flatnonzero((marked[pos] == key) | ~small)
+
+
+def _jitter(points: np.ndarray, salt: int) -> np.ndarray:
+    """A pseudo-random (K, 3) in [-1, 1] that depends only on each point's position."""
+    a = np.array([[12.9898, 78.233, 37.719], [39.346, 11.135, 83.155], [73.156, 52.235, 9.151]])
+    h = np.sin(points @ a * (1e3 + salt)) * 43758.5453
+    return 2.0 * (h - np.floor(h)) - 1.0
