@@ -33,7 +33,7 @@ def resolve_options(op, scene, *, interactive: bool = False) -> dict:
     )
 
 
-def report_error(op, error: UserError | str):
+def report_error(op, error: UserError | OSError | str):
     """The one place a user error becomes Blender's report (and the panel's outcome)."""
     text = str(error)
     runner.record(text, ok=False)
@@ -70,6 +70,8 @@ class IMG2MESH_OT_reconstruct(ReconstructOptions, AutoToggles, bpy.types.Operato
     def draw(self, context) -> None:
         """Adjust Last Operation: what was reconstructed, then the options as the panel shows them."""
         layout = self.layout
+        if layout is None:
+            return
         layout.use_property_split = True
         layout.use_property_decorate = False
         col = layout.column()

@@ -72,6 +72,8 @@ class IMG2MESH_PT_prompt(bpy.types.Panel):
 
     def draw(self, context) -> None:
         layout = self.layout
+        if layout is None:
+            return
         layout.use_property_split = True
         layout.use_property_decorate = False
         draw_prompt_options(layout.column(), context.scene.img2mesh)
@@ -90,6 +92,8 @@ class IMG2MESH_PT_options(bpy.types.Panel):
 
     def draw(self, context) -> None:
         layout = self.layout
+        if layout is None:
+            return
         layout.use_property_split = True
         layout.use_property_decorate = False
         draw_options(layout, context.scene.img2mesh, preferences.get(context).depth_model)

@@ -1,6 +1,7 @@
 """The reconstruction options: shared by the operator and the panel's per-scene settings."""
 
 import math
+from typing import Any
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
@@ -189,7 +190,7 @@ OPTION_NAMES = tuple(ReconstructOptions.__annotations__)
 
 def _zero_means_auto(
     name: str, manual: float, label: str, description: str, *, on_when_zero: bool = True
-) -> BoolProperty:
+) -> Any:
     """A toggle that shows ``name``'s 0 ("chosen for you", or "none") as such; it stores nothing.
 
     Switched to 0: the option is 0. Switched away from 0: the option gets ``manual`` (if it

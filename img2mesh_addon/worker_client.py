@@ -497,19 +497,19 @@ def start_job(
     job.request = request
     job.folder = private_folder()  # removed after the run
     job.request_id = f"r{next(_ids)}"
-    request: dict[str, Any] = {
+    message: dict[str, Any] = {
         "request": "reconstruct",
         "id": job.request_id,
         "settings": settings,
         "output": job.result_path,
     }
     if prompt is None:
-        request["image"] = image
+        message["image"] = image
     else:
-        request["prompt"] = prompt
-        request["picture"] = job.picture_path
+        message["prompt"] = prompt
+        message["picture"] = job.picture_path
     try:
-        worker.send(request)
+        worker.send(message)
     except WorkerError:
         job.cleanup()
         discard_worker()
