@@ -85,7 +85,11 @@ def test_a_prompt_becomes_a_mesh_coloured_by_its_picture(
     obj = bpy.data.objects["a-red-toy-car"]
     picture = data_dir / "generated" / "a-red-toy-car.png"
     assert picture.is_file()
-    assert [image.name for image in bpy.data.images] == ["a-red-toy-car.png"]
+    # the picture once, and the photo texture made from it (packed, named after the object)
+    assert sorted(image.name for image in bpy.data.images) == [
+        "a-red-toy-car Texture",
+        "a-red-toy-car.png",
+    ]
     image = bpy.data.images["a-red-toy-car.png"]
     assert os.path.samefile(bpy.path.abspath(image.filepath), picture)
     assert tuple(image.size) == (512, 512)  # SD-Turbo's size: the folder runs with its settings
