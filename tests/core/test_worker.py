@@ -318,15 +318,38 @@ def test_cancel_stops_the_run_and_the_warm_worker_serves_the_next_without_reload
 def test_a_cancel_sent_before_its_run_starts_stops_it_at_once(worker, tmp_path):
     worker.event()
     out = tmp_path / "r.npz"
-    worker.send(request="reconstruct", id=1, image=str(TOY), output=str(out), settings=WEIGHT_FREE)
+    # The add-on may cancel a request it has not sent yet (the user pressed Esc while the
+    # request was being written): that run ends at its first step, with no result file.
     worker.send(request="cancel", id=1)
+    worker.send(request="reconstruct", id=1, image=str(TOY), output=str(out), settings=WEIGHT_FREE)
+    first = worker.until({"done", "error", "cancelled"})
+    assert first[-1]["id"] == 1 and first[-1]["event"] == "cancelled", first[-1]
+    assert not [e for e in first if e["event"] == "progress" and e.get("stage") == "mesh"]
+    assert not out.exists()
+    # A cancel stops only its own run: the next request runs to the end.
     worker.send(request="reconstruct", id=2, image=str(TOY), output=str(out), settings=WEIGHT_FREE)
-    first = worker.until({"done", "error", "cancelled"})[-1]
-    # The cancel is read while run 1 goes; it can only end as cancelled (or done if it won).
-    assert first["id"] == 1 and first["event"] in ("cancelled", "done")
     second = worker.until({"done", "error", "cancelled"})[-1]
-    assert second["id"] == 2 and second["event"] == "done"  # a cancel stops only its own run
+    assert second["id"] == 2 and second["event"] == "done", second
+    assert out.exists()
     assert worker.close() == 0
+
+
+def test_a_second_request_while_a_run_goes_is_answered_busy_at_once(tmp_path):
+    w = Worker(env={PROGRESS_DELAY_VAR: "2"}, cwd=tmp_path)
+    try:
+        w.event()
+        out = tmp_path / "r.npz"
+        w.send(request="reconstruct", id=1, image=str(TOY), output=str(out), settings=WEIGHT_FREE)
+        assert w.until({"progress"})[-1]["id"] == 1  # run 1 has started
+        w.send(request="reconstruct", id=2, image=str(TOY), output=str(out), settings=WEIGHT_FREE)
+        busy = w.until({"error"})[-1]
+        assert busy["id"] == 2 and busy["kind"] == "Busy", busy
+        assert "one request runs at a time" in busy["message"]
+        w.send(request="cancel", id=1)
+        end = w.until({"done", "error", "cancelled"})[-1]
+        assert end["id"] == 1 and end["event"] == "cancelled", end
+    finally:
+        assert w.close() == 0
 
 
 def test_shutdown_during_a_run_stops_it_and_exits(tmp_path):
