@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import threading
 import types
 
 _PLOTLY = "open3d.visualization.draw_plotly"
@@ -56,26 +55,3 @@ def defer_open3d_plotly() -> bool:
     stub.__dict__.update({name: _forwarder(name) for name in _NAMES})
     sys.modules[_PLOTLY] = stub
     return True
-
-
-def prefetch(*modules: str) -> threading.Thread | None:
-    """Import ``modules`` in a background thread (those not imported yet); returns it, or None.
-
-    For imports the next stages need while the networks run: ONNX Runtime and PyTorch
-    release the GIL, so the import costs the critical path little. A failure is left
-    for the real import to report.
-    """
-    missing = [m for m in modules if m not in sys.modules]
-    if not missing:
-        return None
-
-    def load() -> None:
-        for module in missing:
-            try:
-                importlib.import_module(module)
-            except Exception:  # noqa: BLE001 - the real import says what is wrong
-                return
-
-    thread = threading.Thread(target=load, name="img2mesh-prefetch", daemon=True)
-    thread.start()
-    return thread

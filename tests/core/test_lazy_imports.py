@@ -27,18 +27,3 @@ def test_open3d_comes_without_plotly_until_it_is_used():
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
-
-
-def test_prefetch_imports_in_the_background():
-    code = (
-        "import sys\n"
-        "from core.lazy_imports import prefetch\n"
-        "assert prefetch('threading') is None  # already there\n"
-        "thread = prefetch('colorsys', 'no_such_module_here', 'netrc')\n"
-        "thread.join(60)\n"
-        "print('colorsys' in sys.modules, 'netrc' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    # imported in order; a missing module stops the rest quietly (the real import reports it)
-    assert out.stdout.split() == ["True", "False"]
