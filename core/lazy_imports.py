@@ -1,4 +1,4 @@
-"""Start-up trimming: Open3D's plotly helpers imported when first used; imports made ahead.
+"""Start-up trimming: Open3D's plotly helpers imported when first used.
 
 ``import open3d`` imports ``open3d.visualization.draw_plotly``, which imports plotly
 and Dash (a web framework): about a second of a two-second import, for functions we
