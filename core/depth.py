@@ -343,8 +343,14 @@ class DepthEstimator:
             if ok:
                 self.backend_note = f"PyTorch; ONNX Runtime graph exported and {what}"
                 self._release_torch()
-                if onnx.int8(shape) is not None:  # its INT8 copy, checked against PyTorch's depth
+                int8 = onnx.int8(shape)
+                if int8 is not None:  # its INT8 copy, checked against PyTorch's depth
                     onnx.try_int8(shape, onnx.preprocessing(image, size), pred.values, pred.kind)
+                    self.backend_note += (
+                        "; INT8 copy verified for the next photos"
+                        if int8.status == "verified"
+                        else f"; INT8 refused: {int8.reason}"
+                    )
                 return pred
             refused = what
         self.backend_note = f"PyTorch (ONNX Runtime not used: {refused})"
