@@ -287,7 +287,7 @@ class Int8Graph:
         """
         from importlib.metadata import version
 
-        from .datafolder import cannot_write, fingerprint, unavailable
+        from .datafolder import fingerprint, unavailable
         from .onnx_cache import cpu_key, open_optimized
 
         entry = {
@@ -299,49 +299,68 @@ class Int8Graph:
         }
         t0 = time.perf_counter()
         try:
-            quantize_file(source, self.graph, method, feed)
-            session = open_optimized(self.graph)
-            name = session.get_inputs()[0].name
-            output = session.run(None, {name: feed[next(iter(feed))]})[0]
-        except Exception as exc:  # the quantisation tool and onnxruntime raise many kinds
-            with contextlib.suppress(OSError):
-                self.graph.unlink()
-            if unavailable(exc):
-                cannot_write(exc)
-                self.status, self.unwritable = "refused", True
-                self.reason = "its folder cannot be written"
-                return False
-            text = str(exc).strip().splitlines()
-            reason = f"quantising it failed ({text[0][:200] if text else type(exc).__name__})"
-            return self._keep({**entry, "status": "refused", "reason": reason}, None)
-        entry["quantize_s"] = round(time.perf_counter() - t0, 2)
-        ok, measure, reason = compare(output, reference)
-        entry["measure"] = None if not math.isfinite(measure) else float(f"{measure:.4g}")
-        if not ok:
-            with contextlib.suppress(OSError):
-                self.graph.unlink()
-            return self._keep({**entry, "status": "refused", "reason": reason}, None)
+            self.graph.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.graph.parent, prefix=".int8-", suffix=".onnx")
+            os.close(fd)
+        except OSError as exc:
+            return self._unwritable(exc)
+        made = Path(name)  # moved into place with its verdict, under the folder's lock
         try:
-            entry["graph"] = fingerprint(self.graph)
-        except OSError:
-            return False
-        return self._keep({**entry, "status": "verified"}, session)
+            try:
+                quantize_file(source, made, method, feed)
+                session = open_optimized(made)
+                first = session.get_inputs()[0].name
+                output = session.run(None, {first: feed[next(iter(feed))]})[0]
+            except Exception as exc:  # the quantisation tool and onnxruntime raise many kinds
+                if unavailable(exc):
+                    return self._unwritable(exc)
+                text = str(exc).strip().splitlines()
+                reason = f"quantising it failed ({text[0][:200] if text else type(exc).__name__})"
+                return self._keep({**entry, "status": "refused", "reason": reason}, None)
+            entry["quantize_s"] = round(time.perf_counter() - t0, 2)
+            ok, measure, reason = compare(output, reference)
+            entry["measure"] = None if not math.isfinite(measure) else float(f"{measure:.4g}")
+            if not ok:
+                return self._keep({**entry, "status": "refused", "reason": reason}, None)
+            try:
+                entry["graph"] = fingerprint(made)
+            except OSError as exc:
+                return self._unwritable(exc)
+            return self._keep({**entry, "status": "verified"}, session, made)
+        finally:
+            made.unlink(missing_ok=True)
 
-    def _keep(self, entry: dict, session) -> bool:
+    def _unwritable(self, exc: BaseException) -> bool:
         from .datafolder import cannot_write
+
+        cannot_write(exc)  # nothing recorded: the next process tries again
+        self.status, self.unwritable = "refused", True
+        self.reason = "its folder cannot be written"
+        return False
+
+    def _keep(self, entry: dict, session, made: Path | None = None) -> bool:
+        """Put the verdict (and the verified graph ``made``) in place; this process uses them either way."""
+        from .datafolder import cannot_write, locked
 
         self.status = entry["status"]
         self.reason = str(entry.get("reason", ""))
         self.measure = entry.get("measure")
         self._expected = entry.get("graph")
         self.session = session
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(dir=self.graph.parent, prefix=".int8-", suffix=".json")
             with os.fdopen(fd, "w") as f:
                 json.dump(entry, f, indent=2, sort_keys=True)
-            os.replace(tmp, self.verdict_path)
+            with locked(self.graph.parent):  # the graph and its verdict change together
+                if made is not None:
+                    os.replace(made, self.graph)
+                os.replace(tmp, self.verdict_path)
         except OSError as exc:
             cannot_write(exc)  # this process still uses (or refuses) it; the next one tries again
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
         return session is not None
 
 
