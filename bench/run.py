@@ -1026,17 +1026,26 @@ def levers(results: dict, tag: str) -> list[str]:
         "fast PNG compression, 0.20-0.24 s (about 0.25x). The command also imports matplotlib "
         "in a background thread while the networks run, so a cold run no longer waits for it.",
         "",
-        "INT8, measured by hand (A/B interleaved in one process, two threads, this CPU: "
-        "AVX2 without VNNI): U^2-Net static QDQ 0.51x the full-precision forward at 320 x 320; "
-        "the real, trained IS-Net (1024 x 1024) 0.51-0.56x, its masks on the real photos "
-        "in /work/shared/data within IoU 0.99 of full precision (accepted); GLPN-NYU dynamic "
-        "INT8 matrix products 0.73-0.84x (depth within 0.03% per pixel on the random "
-        "weights). Tried and not kept: static QDQ of GLPN's convolutions too (0.99x alone, "
-        "0.78x with the dynamic matrix products: no better, and 5% of the depth's range off), "
-        "per-channel weights for U^2-Net (no better mask agreement). The random-weight U^2-Net's "
-        "mask is noise cut at 0.5, so its INT8 copy is refused on the benchmark photo (IoU "
-        "0.41 on the toy scene; the bound is relative to the same random network's full-"
-        "precision output) and its row compares full precision with itself.",
+        "INT8, measured by hand (A/B interleaved in one process, this CPU: AVX2 without "
+        "VNNI, two cores shared with other work): the forward of U^2-Net (static QDQ, 320 x "
+        "320) 0.51x full precision; of the real, trained IS-Net (1024 x 1024, fp16 weights "
+        "widened to fp32 first) 0.51-0.56x, and its whole segmentation stage 0.49x on the "
+        "real photos in /work/shared/data, whose INT8 masks overlap full precision's with IoU "
+        "0.9965-0.9994 (accepted; quantising it once takes 15-45 s and peaks at 3.7 GB, "
+        "against 1.1 GB for a full-precision run); GLPN-NYU with dynamic INT8 matrix products "
+        "0.73-0.84x (99% of the depth within 0.03% on the random weights). Peak memory of a "
+        "cold `img2mesh` run with both graphs cached: 0.80x with the INT8 depth graph (742 "
+        "against 924 MiB on a 640 x 427 photo; the full-precision graph is not even opened). "
+        "Tried and not kept: static QDQ of GLPN's convolutions as well (0.99x alone, 0.78x "
+        "with the dynamic matrix products: no faster, and 5% of the depth's range off); "
+        "per-channel weights for U^2-Net (no better mask agreement); intra-op threads 1, 2 or "
+        "ONNX Runtime's default for U^2-Net (1.58, 1.65, 1.65 s: the same); ONNX Runtime's "
+        "memory pattern off (1.8x slower, peak not lower); Poisson on every 2nd or 4th point "
+        "(0.85x, 0.78x the Poisson time, the surface moved by up to 0.6% and 1% of its size). "
+        "The random-weight U^2-Net's mask is noise cut at 0.5, so its INT8 copy is refused on "
+        "the benchmark photo (IoU 0.41 on the toy scene; the bound is relative to the same "
+        "random network's full-precision output) and its row then compares full precision "
+        "with itself.",
         "",
         "ONNX Runtime sessions start from a graph optimised once for this CPU and run "
         "without a memory arena (activations are returned after each run), which keeps "
@@ -1271,10 +1280,13 @@ def first_run_rows(results: dict) -> list[str]:
         "runs the exported graph on the same photo and keeps it only if its depth matches "
         "PyTorch's within 1e-3 (relative per pixel for metric depth; relative to the "
         "output's range for Depth Anything's disparity). Later runs load the kept graph "
-        "without torch.",
+        "without torch. With `--quantize auto` (the default) the same first photo then makes "
+        "an INT8 copy of each network and keeps it only within its bound (mask IoU >= 0.98; "
+        "99% of the depth within 2%); the verdict is kept either way.",
         "",
         f"- GLPN-NYU, `img2mesh` with an empty data folder: {fmt(glpn['wall'])} s, peak "
-        f"{fmt(glpn['peak_rss'], 'bytes')}; {note}.",
+        f"{fmt(glpn['peak_rss'], 'bytes')}; {note}; segmentation: "
+        f"{glpn.get('mask_network') or 'not reported'}.",
     ]
     if da:
         lines.append(
