@@ -33,6 +33,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -98,18 +99,34 @@ def quantize_file(source: Path, target: Path, method: str, feed: dict | None = N
         _quantize(source, target, work, method, feed)
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_level = 0
+
+
 @contextlib.contextmanager
 def _quiet():
-    """The quantisation tool's advice (on the root logger) is not the user's concern."""
+    """The quantisation tool's advice (on the root logger) is not the user's concern.
+
+    Counted, so that two networks quantised at once (``Pipeline(concurrent=True)``) put
+    the root logger's level back as they found it.
+    """
     import logging
 
+    global _quiet_depth, _quiet_level
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_level = root.level
+            root.setLevel(logging.ERROR)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        root.setLevel(level)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                root.setLevel(_quiet_level)
 
 
 def _quantize(source: Path, target: Path, work: Path, method: str, feed: dict | None) -> None:

@@ -245,3 +245,23 @@ def test_real_isnet_int8_mask_matches_full_precision(isolated_home):
     assert remover.quantization().startswith("INT8"), remover.quantization()
     fast = remover.mask(rgb, str(ISNET), quantize="auto") >= 0.5
     assert (fast & full).sum() / (fast | full).sum() >= 0.98
+
+
+def test_the_tools_logging_is_silenced_and_restored_across_threads():
+    """Two networks quantised at once (concurrent pipeline) leave the root logger as they found it."""
+    import logging
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.INFO)
+    try:
+        first, second = quantize._quiet(), quantize._quiet()
+        first.__enter__()
+        second.__enter__()
+        assert root.level == logging.ERROR
+        first.__exit__(None, None, None)  # the first one done while the second still runs
+        assert root.level == logging.ERROR
+        second.__exit__(None, None, None)
+        assert root.level == logging.INFO
+    finally:
+        root.setLevel(before)
