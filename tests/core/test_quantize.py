@@ -193,6 +193,41 @@ def test_a_later_process_runs_int8_depth_without_torch(tiny_glpn, isolated_home,
     assert out.stdout.strip() == "onnxruntime True []", out.stderr
 
 
+def test_a_damaged_int8_depth_graph_is_rebuilt(tiny_glpn, isolated_home):
+    img, _ = toy_photo(160, 120)
+    DepthEstimator("x", model_dir=str(tiny_glpn), device="cpu", quantize="auto").predict(img)
+    [graph] = int8_files(isolated_home)
+    graph.write_bytes(b"not a graph")
+    est = DepthEstimator("x", model_dir=str(tiny_glpn), device="cpu", quantize="auto")
+    est.predict(img)  # full precision, the damage said once, the copy made again
+    assert est.backend == "onnxruntime" and "INT8 copy verified for the next photos" in (
+        est.backend_note
+    )
+    assert any("INT8 copy of the depth graph" in w for w in datafolder.take_warnings())
+    est.predict(img)
+    assert "ONNX Runtime, INT8" in est.backend_note
+    assert json.loads(graph.with_suffix(".json").read_text())["status"] == "verified"
+
+
+def test_a_folder_that_cannot_take_the_int8_graph_leaves_full_precision(
+    tiny_segmenter, isolated_home, monkeypatch
+):
+    import errno
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(quantize, "quantize_file", full_disk)
+    img, _ = toy_photo(160, 120)
+    expected = mask_of(session(tiny_segmenter, "off"), img)
+    s = session(tiny_segmenter)
+    assert np.array_equal(mask_of(s, img), expected)
+    assert s.int8.unwritable and s.int8.status == "refused"
+    assert np.array_equal(mask_of(s, img), expected)  # not tried again in this process
+    assert any("cannot be written" in w for w in datafolder.take_warnings())
+    assert int8_files(isolated_home, "*") == []  # nothing recorded: the next process tries again
+
+
 # --- options --------------------------------------------------------------------------------
 
 
