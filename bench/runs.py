@@ -145,6 +145,7 @@ def _one_image(pipeline, image: str, settings, out: str) -> dict:
         "wall": t2 - t0,
         "backend": result.info.get("depth_backend"),
         "backend_note": result.info.get("depth_backend_note"),
+        "mask_network": result.info.get("mask_network"),
         "cache": report["cache"],
         "warnings": result.warnings,
         "counts": {

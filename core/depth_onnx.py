@@ -319,6 +319,9 @@ class OnnxDepthModel:
         self._unwritable: set[tuple[int, int]] = set()  # refused only for want of disk
         self._checked: dict[tuple[int, int], str] = {}  # graph fingerprints seen to match
         self._failed: set[tuple[int, int]] = set()  # graphs ONNX Runtime could not open
+        #: ``auto``: an INT8 copy per shape once verified on a first photo (core.quantize)
+        self.quantize = "off"
+        self._int8: dict[tuple[int, int], object] = {}  # core.quantize.Int8Graph per shape
 
     def _key(self) -> str:
         """Changes whenever the weights, configs, transformers or torch change."""
@@ -472,6 +475,10 @@ class OnnxDepthModel:
             return self._sessions[shape]
         if not self.verified(shape):
             return None
+        int8 = self.int8(shape)
+        if int8 is not None and int8.open() is not None:
+            self._sessions[shape] = int8.session  # the full-precision graph is not even opened
+            return int8.session
         from .onnx_cache import open_optimized
 
         try:
@@ -485,6 +492,50 @@ class OnnxDepthModel:
             os.utime(self._graph(shape))  # recently used graphs are kept
         self._sessions[shape] = session
         return session
+
+    def int8(self, shape: tuple[int, int]):
+        """The INT8 copy of a verified shape's graph (core.quantize.Int8Graph), or None with quantize off."""
+        if self.quantize != "auto" or not self.verified(shape):
+            return None
+        if shape not in self._int8:
+            from .quantize import Int8Graph
+
+            entry = self.entry(shape) or {}
+            graph = self.dir / "int8" / f"{_shape_name(shape)}.onnx"
+            # made from (and only valid for) this very full-precision graph
+            self._int8[shape] = Int8Graph(graph, "depth graph", str(entry.get("graph")))
+        return self._int8[shape]
+
+    def try_int8(
+        self, shape: tuple[int, int], pixel_values: np.ndarray, reference: np.ndarray, kind: str
+    ) -> bool:
+        """Quantise this shape's graph, run it on ``pixel_values``; keep it if its depth is close to ``reference``.
+
+        ``reference``: the full-precision graph's depth of the same input, resized as
+        :meth:`run` resizes it. From then on :meth:`session` gives the INT8 session.
+        """
+        from .quantize import MAX_DEPTH_ERROR, depth_error, trim
+
+        int8 = self.int8(shape)
+        if int8 is None or int8.status is not None:
+            return False
+
+        def compare(output, ref):
+            values = np.asarray(output, dtype=np.float32).reshape(output.shape[-2:])
+            error = depth_error(resize_bicubic(values, *ref.shape), ref, kind)
+            reason = (
+                f"99% of its depth is within {error:.2%} of full precision's, "
+                f"more than {MAX_DEPTH_ERROR:.0%}"
+            )
+            return error <= MAX_DEPTH_ERROR, error, reason
+
+        feed = {"pixel_values": pixel_values}
+        if not int8.build(self._graph(shape), "dynamic", feed, reference, compare):
+            return False
+        self._sessions[shape] = int8.session  # the full-precision session is let go
+        with contextlib.suppress(OSError):
+            trim(int8.graph.parent, KEEP_SHAPES)
+        return True
 
     def run(self, session, pixel_values: np.ndarray, height: int, width: int) -> np.ndarray:
         """Depth (height, width) float32 from pixel values, resized as transformers does."""

@@ -84,6 +84,7 @@ class Result:
                 "units": "metres" if self.metric else "relative",
             },
             "mask_source": self.info.get("mask_source"),
+            "mask_network": self.info.get("mask_network"),
             "camera": self.camera.to_dict(),
             "counts": {
                 "foreground_pixels": int(self.mask.sum()),
@@ -135,6 +136,7 @@ class Pipeline:
             settings.depth_kind,
             settings.depth_resolution,
             settings.depth_backend,
+            settings.quantize,
         )
         if key not in self._estimators:
             self._estimators[key] = DepthEstimator(
@@ -144,6 +146,7 @@ class Pipeline:
                 kind=settings.depth_kind,
                 resolution=settings.depth_resolution,
                 backend=settings.depth_backend,
+                quantize=settings.quantize,
             )
         return self._estimators[key]
 
@@ -158,7 +161,7 @@ class Pipeline:
 
             if self._remover is None:
                 self._remover = BackgroundRemover()
-            self._remover.load(settings.rembg_model, settings.rembg_normalize)
+            self._remover.load(settings.rembg_model, settings.rembg_normalize, settings.quantize)
         if settings.depth == "model":
             self.depth_estimator(settings).load(image_size)
 
@@ -515,7 +518,11 @@ class Pipeline:
 
             if self._remover is None:
                 self._remover = BackgroundRemover()
-            mask = clean_mask(self._remover.mask(photo.rgb, s.rembg_model, s.rembg_normalize) >= 0.5)
+            probability = self._remover.mask(
+                photo.rgb, s.rembg_model, s.rembg_normalize, s.quantize
+            )
+            mask = clean_mask(probability >= 0.5)
+            info["mask_network"] = self._remover.quantization()
             source = f"rembg {Path(s.rembg_model).name if s.rembg_model.endswith('.onnx') else s.rembg_model}"
         info["mask_source"] = source
         info["cache"]["mask"] = False

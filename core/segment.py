@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -16,12 +17,15 @@ class BackgroundRemover:
     def __init__(self) -> None:
         self._sessions: dict[str, object] = {}
 
-    def mask(self, rgb: np.ndarray, model: str = "u2net", normalize: str = "auto") -> np.ndarray:
+    def mask(
+        self, rgb: np.ndarray, model: str = "u2net", normalize: str = "auto", quantize: str = "off"
+    ) -> np.ndarray:
         """Foreground probability (H, W) float32 in [0, 1] from a rembg model name or a custom .onnx file.
 
-        ``normalize``: how a custom file's input is normalised (see :data:`NORMALIZATIONS`).
+        ``normalize``: how a custom file's input is normalised (see :data:`NORMALIZATIONS`);
+        ``quantize``: ``auto`` runs an INT8 copy once verified on a first photo (core.quantize).
         """
-        session = self._session(model, normalize)
+        session = self._session(model, normalize, quantize)
         from PIL import Image
 
         try:
@@ -35,15 +39,24 @@ class BackgroundRemover:
             raise
         return np.asarray(out[0], dtype=np.float32) / 255.0
 
-    def load(self, model: str = "u2net", normalize: str = "auto") -> None:
+    def load(self, model: str = "u2net", normalize: str = "auto", quantize: str = "off") -> None:
         """Create the model's session now (it is otherwise made on the first mask)."""
-        self._session(model, normalize)
+        self._session(model, normalize, quantize)
 
-    def _session(self, model: str, normalize: str = "auto"):
+    def _session(self, model: str, normalize: str = "auto", quantize: str = "off"):
         key = f"{Path(model).resolve()}|{normalize}" if _is_custom(model) else model
+        key += f"|{quantize}"
         if key not in self._sessions:
-            self._sessions[key] = _new_session(model, normalize)
+            self._sessions[key] = _new_session(model, normalize, quantize)
         return self._sessions[key]
+
+    def quantization(self) -> str | None:
+        """What the last-used session's INT8 copy is doing, for the run's report (None: not tried)."""
+        for session in reversed(list(self._sessions.values())):
+            note = getattr(session, "int8_note", None)
+            if note:
+                return note
+        return None
 
 
 def _is_custom(model: str) -> bool:
@@ -66,19 +79,19 @@ NORMALIZATIONS = {
 }
 
 
-def _new_session(model: str, normalize: str = "auto"):
+def _new_session(model: str, normalize: str = "auto", quantize: str = "off"):
     from .paths import rembg_home
 
     # rembg reads its model folder from the environment; ours unless the user set theirs.
     if not (os.environ.get("U2NET_HOME") or os.environ.get("REMBG_HOME")):
         os.environ["REMBG_HOME"] = str(rembg_home())
     if _is_custom(model):
-        return _custom_session(Path(model), normalize)
+        return _custom_session(Path(model), normalize, quantize)
     if model in U2NET_FAMILY:
         local = _downloaded(model)
         if local is not None:
             try:
-                return U2netSession(local, clip=True)
+                return U2netSession(local, clip=True, quantize=quantize)
             except Exception:  # a damaged download: rembg's own session reports it
                 pass
 
@@ -155,19 +168,32 @@ class U2netSession:
     constant).
     """
 
-    def __init__(self, path: Path, *, clip: bool, normalize: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, clip: bool, normalize: str | None = None, quantize: str = "off"
+    ) -> None:
         import onnxruntime as ort
 
         self.clip = clip
+        self.path = Path(path)
+        self.int8 = None  # core.quantize.Int8Graph, with quantize "auto" on the CPU
+        self.int8_note: str | None = None
         providers = _providers(ort)
         if providers == ["CPUExecutionProvider"]:
             from .onnx_cache import cached_session
             from .paths import data_home
 
-            # the graph as ONNX Runtime optimises it anyway, kept so the next start skips that
-            self.inner_session = cached_session(
-                Path(path), data_home() / "onnx" / "segmentation", _threads
-            )
+            folder = data_home() / "onnx" / "segmentation"
+            if quantize == "auto":
+                self.int8 = _int8_graph(self.path, folder / "int8")
+                session = self.int8.open()
+                if session is not None:
+                    self.inner_session = session
+                    self.int8_note = _int8_note(self.int8)
+            if self.int8 is None or self.int8.session is None:
+                # the graph as ONNX Runtime optimises it anyway, kept so the next start skips that
+                self.inner_session = cached_session(self.path, folder, _threads)
+                if self.int8 is not None and self.int8.status == "refused":
+                    self.int8_note = _int8_note(self.int8)
         else:
             self.inner_session = ort.InferenceSession(
                 str(path), _session_options(ort), providers=providers
@@ -192,7 +218,10 @@ class U2netSession:
         for c in range(3):
             tmp[:, :, c] = (im_ary[:, :, c] - mean[c]) / std[c]
         feed = np.expand_dims(tmp.transpose((2, 0, 1)), 0).astype(np.float32)
-        outs = self.inner_session.run(None, {self.inner_session.get_inputs()[0].name: feed})
+        name = self.inner_session.get_inputs()[0].name
+        outs = self.inner_session.run(None, {name: feed})
+        if self.int8 is not None and self.int8.status is None:
+            self._try_int8({name: feed}, outs[0])
         pred = np.asarray(outs[0], dtype=np.float64)[:, 0, :, :]
         if self.sigmoid:
             pred = 1 / (1 + np.exp(-np.clip(pred, -60, 60)))  # logits (BiRefNet), as rembg does
@@ -203,6 +232,43 @@ class U2netSession:
             pred = pred.clip(0, 1)
         mask = Image.fromarray((pred * 255).astype("uint8"), mode="L")
         return [mask.resize(img.size, Image.Resampling.LANCZOS)]
+
+    def _try_int8(self, feed: dict, reference: np.ndarray) -> None:
+        """Quantise the model on this photo's input; use the INT8 copy from the next photo if close."""
+        from .quantize import compare_masks, trim
+
+        assert self.int8 is not None
+        if self.sigmoid:  # logits: compare what the pipeline cuts, after the sigmoid
+
+            def compare(output, ref):
+                sig = lambda v: 1 / (1 + np.exp(-np.clip(np.asarray(v, np.float64), -60, 60)))  # noqa: E731
+                return compare_masks(sig(output), sig(ref))
+        else:
+            compare = compare_masks
+        if self.int8.build(self.path, "static", feed, reference, compare):
+            self.inner_session = self.int8.session  # the full-precision session is let go
+            with contextlib.suppress(OSError):
+                trim(self.int8.graph.parent, keep=4)
+        self.int8_note = _int8_note(self.int8)
+
+
+def _int8_graph(path: Path, folder: Path):
+    """The INT8 copy of segmentation model ``path`` for this CPU (core.quantize)."""
+    import hashlib
+
+    from .onnx_cache import cpu_key
+    from .quantize import Int8Graph
+
+    st = path.stat()
+    blob = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{cpu_key()}"
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return Int8Graph(folder / f"{path.stem[:40]}-{digest}.onnx", "segmentation model", digest)
+
+
+def _int8_note(int8) -> str:
+    if int8.status == "verified":
+        return f"INT8 (mask IoU {int8.measure:.3f} with full precision on its first photo)"
+    return f"full precision (INT8 refused: {int8.reason})"
 
 
 def detect_family(path: Path, input_shape) -> str:
@@ -270,7 +336,7 @@ def _providers(ort) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _custom_session(path: Path, normalize: str = "auto"):
+def _custom_session(path: Path, normalize: str = "auto", quantize: str = "off"):
     """A session on a segmentation .onnx file the user chose, checked before onnxruntime sees it.
 
     The user's file is checked here (exists, .onnx, parses, image input) rather than by
@@ -286,7 +352,7 @@ def _custom_session(path: Path, normalize: str = "auto"):
     if not path.is_file() or path.suffix.lower() != ".onnx":
         raise OptionError(f"The custom model '{path}' must be a .onnx file.")
     try:
-        session = U2netSession(path, clip=False)
+        session = U2netSession(path, clip=False, quantize=quantize)
     except Exception as exc:
         raise OptionError(
             f"The custom ONNX model '{path.name}' cannot be loaded ({_first_line(exc)})."

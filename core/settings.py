@@ -23,6 +23,8 @@ DEPTH_KINDS = ("auto", "metric", "disparity")
 MESH_METHODS = ("poisson", "grid")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEPTH_BACKENDS = ("auto", "torch", "onnx")
+#: INT8 networks: auto = where verified on a first photo (core.quantize), off = full precision
+QUANTIZE_MODES = ("auto", "off")
 REMBG_NORMALIZATIONS = ("auto", "imagenet", "half")
 
 
@@ -53,6 +55,8 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda | mps
     # how the depth network runs: auto = ONNX Runtime where verified against PyTorch, else PyTorch
     depth_backend: str = "auto"  # auto | torch | onnx
+    # INT8 copies of the ONNX Runtime networks where their first photo shows them close (core.quantize)
+    quantize: str = "auto"  # auto | off
     model_dir: str | None = None  # local folder holding the depth model (offline use)
     # camera
     fov: float | None = None  # degrees across the longer side
@@ -82,6 +86,7 @@ class Settings:
         _choice("mesh", self.mesh, MESH_METHODS)
         _choice("device", self.device, DEVICES)
         _choice("depth backend", self.depth_backend, DEPTH_BACKENDS)
+        _choice("quantize", self.quantize, QUANTIZE_MODES)
         _choice("segmentation normalisation", self.rembg_normalize, REMBG_NORMALIZATIONS)
         if not isinstance(self.max_size, int) or self.max_size < MIN_MAX_SIZE:
             raise OptionError(
@@ -155,16 +160,21 @@ class Settings:
         key = {"max_size": self.max_size, "segment": self.segment, "rembg_model": self.rembg_model}
         if self.rembg_normalize != "auto":
             key["rembg_normalize"] = self.rembg_normalize
+        if self.quantize == "off":  # full precision asked for: not a mask an INT8 copy made
+            key["quantize"] = "off"
         return key
 
     def depth_key(self) -> dict:
-        return {
+        key = {
             "max_size": self.max_size,
             "depth": self.depth,
             "depth_model": self.model_dir or self.depth_model,
             "depth_kind": self.depth_kind,
             "depth_resolution": self.depth_resolution,
         }
+        if self.quantize == "off":
+            key["quantize"] = "off"
+        return key
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

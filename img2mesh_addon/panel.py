@@ -120,6 +120,7 @@ def draw_options(layout, options, default_depth_model: str) -> None:
             col.label(text=f"Default: {default_depth_model}")
     _auto_row(col, options, "View Angle", "auto_fov", "fov")
     col.prop(options, "max_size", text="Max Size")
+    col.prop(options, "quantize", text="INT8 Networks")
 
     col = layout.column()
     if options.mesh == "POISSON":

@@ -91,6 +91,7 @@ def settings_dict(options: dict[str, Any], prefs: Any, abspath: Abspath = str) -
         "smooth": int(options["smooth"]),
         "cache": bool(prefs.use_cache),
         "texture": not bool(options.get("vertex_colors_only", False)),
+        "quantize": "auto" if options.get("quantize", True) else "off",
     }
     rembg = (options.get("rembg_model") or prefs.rembg_model or "").strip()
     if rembg:
