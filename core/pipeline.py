@@ -219,7 +219,7 @@ class Pipeline:
                 photo, s, cache, info, step, cancel, warnings, timings
             )
         else:
-            mask = timed("segment", lambda: self._segment(photo, s, cache, info))
+            mask = timed("segment", lambda: self._segment(photo, s, cache, info, step))
             prediction = timed(
                 "depth", lambda: self._predict(photo, s, cache, info, step, warnings)
             )
@@ -458,7 +458,7 @@ class Pipeline:
         try:
             step("segment", 0.0)
             t0 = time.perf_counter()
-            mask = self._segment(photo, s, cache, info)
+            mask = self._segment(photo, s, cache, info, step)
             timings["segment"] = time.perf_counter() - t0
             step("segment", 1.0)
             step("depth", 0.0)
@@ -492,7 +492,7 @@ class Pipeline:
             return photo_from_array(image, s.max_size)
         return load_image(image, s.max_size)
 
-    def _segment(self, photo: Photo, s: Settings, cache, info: dict) -> np.ndarray:
+    def _segment(self, photo: Photo, s: Settings, cache, info: dict, step=None) -> np.ndarray:
         from .segment import clean_mask
 
         if photo.alpha_mask is not None:
@@ -519,7 +519,11 @@ class Pipeline:
             if self._remover is None:
                 self._remover = BackgroundRemover()
             probability = self._remover.mask(
-                photo.rgb, s.rembg_model, s.rembg_normalize, s.quantize
+                photo.rgb,
+                s.rembg_model,
+                s.rembg_normalize,
+                s.quantize,
+                message=None if step is None else (lambda text: step("segment", 0.5, text)),
             )
             mask = clean_mask(probability >= 0.5)
             info["mask_network"] = self._remover.quantization()

@@ -18,14 +18,21 @@ class BackgroundRemover:
         self._sessions: dict[str, object] = {}
 
     def mask(
-        self, rgb: np.ndarray, model: str = "u2net", normalize: str = "auto", quantize: str = "off"
+        self,
+        rgb: np.ndarray,
+        model: str = "u2net",
+        normalize: str = "auto",
+        quantize: str = "off",
+        message=None,
     ) -> np.ndarray:
         """Foreground probability (H, W) float32 in [0, 1] from a rembg model name or a custom .onnx file.
 
         ``normalize``: how a custom file's input is normalised (see :data:`NORMALIZATIONS`);
-        ``quantize``: ``auto`` runs an INT8 copy once verified on a first photo (core.quantize).
+        ``quantize``: ``auto`` runs an INT8 copy once verified on a first photo (core.quantize);
+        ``message(text)`` is told when that one-off preparation starts (it takes seconds).
         """
         session = self._session(model, normalize, quantize)
+        session.message = message
         from PIL import Image
 
         try:
@@ -177,6 +184,7 @@ class U2netSession:
         self.path = Path(path)
         self.int8 = None  # core.quantize.Int8Graph, with quantize "auto" on the CPU
         self.int8_note: str | None = None
+        self.message = None  # message(text): a one-off step is starting (set per photo)
         providers = _providers(ort)
         if providers == ["CPUExecutionProvider"]:
             from .onnx_cache import cached_session
@@ -221,6 +229,8 @@ class U2netSession:
         name = self.inner_session.get_inputs()[0].name
         outs = self.inner_session.run(None, {name: feed})
         if self.int8 is not None and self.int8.status is None:
+            if self.message is not None:
+                self.message("Preparing an INT8 segmentation network (once per model)")
             self._try_int8({name: feed}, outs[0])
         pred = np.asarray(outs[0], dtype=np.float64)[:, 0, :, :]
         if self.sigmoid:

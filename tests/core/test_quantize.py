@@ -300,3 +300,23 @@ def test_the_tools_logging_is_silenced_and_restored_across_threads():
         assert root.level == logging.INFO
     finally:
         root.setLevel(before)
+
+
+def test_the_one_off_int8_preparation_is_shown_as_progress(tiny_segmenter, isolated_home):
+    from core.pipeline import Pipeline
+    from core.settings import Settings
+
+    img, _ = toy_photo(160, 120)
+    settings = Settings(rembg_model=str(tiny_segmenter), depth="inflate", texture=False)
+    pipeline = Pipeline()
+    messages: list[list[tuple[str, str]]] = []
+    for photo in (img, np.ascontiguousarray(img[:, ::-1])):  # two photos: no mask cache hit
+        messages.append([])
+        result = pipeline.run(
+            photo, settings, progress=lambda st, f, m: messages[-1].append((st, m))
+        )
+        assert len(result.mesh.faces) > 100
+    wanted = ("segment", "Preparing an INT8 segmentation network (once per model)")
+    assert wanted in messages[0]  # the first photo says why segmentation takes longer
+    assert wanted not in messages[1]  # and only the first
+    assert result.info["mask_network"].startswith("INT8")
