@@ -222,7 +222,9 @@ class Bench:
     def __init__(self, work: Path, home: Path, quick: bool) -> None:
         self.work, self.home, self.quick = work, home, quick
         self.models: dict[str, Path] = {}
+        # PYTHONFAULTHANDLER: a run that crashes leaves its Python stack in its .err file
         self.env = {**os.environ, "IMG2MESH_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+        self.env["PYTHONFAULTHANDLER"] = "1"
         self.env.pop("PYTHONPATH", None)
         self.counter = itertools.count(1)
 
@@ -1023,8 +1025,10 @@ def levers(results: dict, tag: str) -> list[str]:
         "process on the bundled example's 42,000-face mesh while this machine was shared: "
         "drawn from 20,000 faces with antialiased, edged polygons and `savefig`, 0.78-1.06 s; "
         "from 8,000 faces, no antialiasing or edges, no autolimits, our own Agg canvas and "
-        "fast PNG compression, 0.20-0.24 s (about 0.25x). The command also imports matplotlib "
-        "in a background thread while the networks run, so a cold run no longer waits for it.",
+        "fast PNG compression, 0.20-0.24 s (about 0.25x). Importing matplotlib in a background "
+        "thread while the networks ran saved a cold run about 0.25 s, but once left the main "
+        "thread a half-imported matplotlib (an AttributeError in 1 of 3 quick benchmark runs); "
+        "it was taken out.",
         "",
         "INT8, measured by hand (A/B interleaved in one process, this CPU: AVX2 without "
         "VNNI, two cores shared with other work): the forward of U^2-Net (static QDQ, 320 x "

@@ -543,10 +543,9 @@ def _run(a: argparse.Namespace) -> int:
 
     from .pipeline import Pipeline
 
-    if not a.no_preview:
-        from .preview import prefetch_matplotlib
-
-        prefetch_matplotlib()  # imported while the networks run, not after them
+    # matplotlib is imported when the preview is drawn, not in a background thread while
+    # the networks run: a concurrent import once left the main thread a half-made module
+    # (AttributeError in matplotlib), and it saves only about 0.25 s.
     pipeline = Pipeline()
     report = Report(report_path, a.overwrite, batch)
     done = failures = 0

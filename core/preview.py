@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -48,27 +47,6 @@ def write_preview(
     small = simplify_for_preview(mesh, max_faces)
     png = _render_png(small, camera, size, side_view)
     return atomic_write(path, lambda f: f.write(png), overwrite=overwrite)
-
-
-def prefetch_matplotlib() -> threading.Thread:
-    """Import the drawing modules in a background thread; returns the thread.
-
-    matplotlib's import (0.5-1.5 s cold) is most of a cold preview's cost. Started
-    while the networks run (they release the GIL), it is off the critical path.
-    Any failure is left for the real import in :func:`write_preview` to report.
-    """
-
-    def load() -> None:
-        try:
-            import matplotlib.backends.backend_agg  # noqa: F401
-            import matplotlib.collections  # noqa: F401
-            import matplotlib.figure  # noqa: F401
-        except Exception:  # noqa: BLE001 - the real import says what is wrong
-            pass
-
-    thread = threading.Thread(target=load, name="img2mesh-preview-import", daemon=True)
-    thread.start()
-    return thread
 
 
 def simplify_for_preview(mesh: Mesh, max_faces: int) -> Mesh:
