@@ -13,7 +13,7 @@ from .camera import Intrinsics
 from .errors import InputError, OptionError
 from .mesh import Mesh
 from .pointcloud import MIN_POINTS, PointCloud, default_edge_threshold, grid_normals
-from .solid import intersecting_pairs, untangle, volume_report
+from .solid import crossing_pairs, repair_limit, untangle, volume_report
 
 METHODS = ("poisson", "grid")
 
@@ -97,6 +97,10 @@ def reconstruct_surface(
     anchor = None
     anchor_crossings = None  # crossing pairs left in the anchor; None: not counted
     solid = None
+    # The closed surface crosses itself beyond repair (core.solid.repair_limit): no step
+    # tries to repair it again, it is counted once and reported as not a valid volume.
+    # (the crossing pairs found, at least; 0: repairable)
+    tangled = 0
 
     if method == "grid":
         report(0.1, "Triangulating the depth grid")
@@ -135,22 +139,40 @@ def reconstruct_surface(
             solid, scale, used, reused = closed_poisson(
                 cloud, silhouette, intrinsics, level, threads, report, solids, back=back
             )
-            if solid is None and back is not None:
-                # The turned surface gave Poisson no closed solid: inflate as before.
+            if back is not None and (solid is None or _tangled(solid)):
+                # The turned surface gave Poisson no closed solid (or one crossing itself
+                # beyond repair): inflate as before.
                 info["shape"] = "inflate"
                 info["shape_note"] = "inflate (the turned surface gave no closed solid)"
                 solid, scale, used, reused = closed_poisson(
                     cloud, silhouette, intrinsics, level, threads, report, solids
                 )
             info["poisson_reused"] = reused
-            if solid is None:
+            if solid is not None and _tangled(solid):
+                # Far too many crossings to repair (noise, not a fold): the depth grid is
+                # tried once instead; when it is no valid volume either, the Poisson solid stays and
+                # is reported as not a valid volume.
+                grid = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
+                clean, left = _cleaned(grid.vertices, grid.faces, getattr(grid, "front", None))
+                if left == 0:
+                    info["warnings"].append(
+                        "Poisson's closed surface crossed itself too often to repair, so the "
+                        "solid was built from the depth grid instead."
+                    )
+                    solid, thickness = None, None
+                    mesh = Mesh(clean, grid.faces, grid.colors)
+                    anchor, tangled = clean, 0
+            if solid is None and anchor is None:
                 info["warnings"].append(
                     "Poisson gave no closed surface for these points, so the solid was built "
                     "from the depth grid instead."
                 )
                 mesh = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
+            elif solid is None:
+                pass  # the depth grid, made above
             elif thickness is None:
                 mesh = solid
+                tangled = _tangled(solid)
             else:
                 report(0.75, "Setting the thickness")
                 mesh = _stretched(solid, cloud, silhouette, intrinsics, thickness)
@@ -165,13 +187,14 @@ def reconstruct_surface(
                     along = np.einsum("ij,ij->i", stretched, ray) / np.einsum("ij,ij->i", ray, ray)
                     stretched = _f32(ray * along[:, None])
                     moved = np.any(stretched != ray, axis=1)[mesh.faces].any(axis=1)
-                    left = len(intersecting_pairs(stretched, mesh.faces, moved))
+                    left = _count(stretched, mesh.faces, moved)
                 if left == 0:
                     mesh = Mesh(stretched, mesh.faces, mesh.colors)
                     anchor, anchor_crossings = stretched, 0
                 else:
                     anchor = solid.vertices
                     anchor_crossings = getattr(solid, "crossings", None)
+                    tangled = _tangled(solid)
         else:
             scale = poisson_scale(level)
             known = solids.get(("open", level)) if solids is not None else None
@@ -197,14 +220,16 @@ def reconstruct_surface(
         if closed and (method == "grid" or solid is None):  # the grid, or Poisson's fallback
             anchor, anchor_crossings = _cleaned(anchor, mesh.faces, getattr(mesh, "front", None))
             mesh = Mesh(anchor, mesh.faces, mesh.colors)
+            tangled = _beyond(anchor_crossings, len(mesh.faces))
     if smooth > 0:
         report(0.8, "Smoothing")
         mesh = _taubin(mesh, smooth)
     if target_faces is not None and mesh.n_faces > target_faces:
         report(0.85, "Simplifying")
-        if closed and mesh.vertices is not anchor:
+        if closed and mesh.vertices is not anchor and not tangled:
             mesh = Mesh(untangle(mesh.vertices, mesh.faces, anchor)[0], mesh.faces, mesh.colors)
         mesh = _decimate(mesh, target_faces)
+        tangled = 0  # other faces now: counted again below
         anchor = None
         anchor_crossings = None
         if closed and not is_closed(mesh.faces):
@@ -219,18 +244,24 @@ def reconstruct_surface(
     vertices = mesh.vertices
     if closed and anchor is None:
         # Decimation may fold faces through each other: relax them where it did.
-        vertices, anchor_crossings = untangle(vertices, faces)
+        vertices, anchor_crossings = (vertices, 0) if tangled else untangle(vertices, faces)
         anchor = vertices
+        tangled = tangled or _beyond(anchor_crossings, len(faces))
     vertices = _keep_inside(vertices, silhouette, intrinsics)
     volume = {"valid": False, "self_intersections": None}
     if closed:
         # Checked as written: the mesh keeps float32 coordinates.
-        vertices, left = untangle(_f32(vertices), faces, _f32(anchor), rounds=20)
+        if not tangled:
+            vertices, left = untangle(_f32(vertices), faces, _f32(anchor), rounds=20)
         vertices = _f32(vertices)
         # The checks above only looked where vertices moved: the surface as written is
         # counted whole, so that a valid volume is never claimed for one that is not.
-        volume = volume_report(vertices, faces)
-        if volume["self_intersections"]:
+        # (The count stops at what is worth repairing: the work is bounded by the faces.)
+        if tangled:  # counted already (and beyond repair): not searched again
+            volume = volume_report(vertices, faces, pairs=tangled, counted=False)
+        else:
+            volume = volume_report(vertices, faces)
+        if volume["self_intersections"] and volume["self_intersections_counted"] and not tangled:
             vertices, _ = untangle(vertices, faces, rounds=10)  # relax what is left
             vertices = _f32(vertices)
             volume = volume_report(vertices, faces)
@@ -242,7 +273,10 @@ def reconstruct_surface(
         vertices=mesh.n_vertices,
         faces=mesh.n_faces,
         watertight=bool(volume["valid"]),
-        self_intersections=volume["self_intersections"],
+        # None: not counted to the end (beyond repair, see core.solid.repair_limit)
+        self_intersections=(
+            volume["self_intersections"] if volume.get("self_intersections_counted", True) else None
+        ),
         seconds=round(time.perf_counter() - start, 3),
     )
     report(1.0, "Surface done")
@@ -259,9 +293,25 @@ def _cleaned(vertices: np.ndarray, faces: np.ndarray, keep=None) -> tuple[np.nda
     clean, left = untangle(raw, faces, rounds=20, keep=keep)
     clean = _f32(clean)
     moved = np.any(clean != raw, axis=1)[faces].any(axis=1)
-    if moved.any():
-        left = len(intersecting_pairs(clean, faces, moved))
+    if moved.any() and left <= repair_limit(len(faces)):
+        left = _count(clean, faces, moved)
     return clean, left
+
+
+def _count(vertices: np.ndarray, faces: np.ndarray, active=None) -> int:
+    """Crossing pairs (among ``active`` faces), or more than repair_limit when beyond it."""
+    limit = repair_limit(len(faces))
+    pairs, complete = crossing_pairs(vertices, faces, active, limit=limit + 1)
+    return len(pairs) if complete else max(len(pairs), limit + 1)
+
+
+def _tangled(solid: Mesh) -> int:
+    """The crossing pairs a closed Poisson solid was left with when beyond repair, else 0."""
+    return _beyond(getattr(solid, "crossings", 0), len(solid.faces))
+
+
+def _beyond(crossings: int, n_faces: int) -> int:
+    return crossings if crossings > repair_limit(n_faces) else 0
 
 
 def _f32(values: np.ndarray) -> np.ndarray:
@@ -269,7 +319,9 @@ def _f32(values: np.ndarray) -> np.ndarray:
 
 
 def _invalid_volume_warning(volume: dict) -> str:
-    if volume["self_intersections"]:
+    if not volume.get("self_intersections_counted", True):
+        why = "its faces cross each other in too many places to count or repair"
+    elif volume["self_intersections"]:
         why = f"{volume['self_intersections']} pairs of its faces cross each other"
     elif not volume["vertex_manifold"]:
         why = "some of its vertices join surfaces that only touch there"

@@ -3,7 +3,16 @@
 A closed solid is only useful for Booleans, slicers and volume computations when it
 is a valid volume: every edge on two faces, every vertex on one fan of faces, faces
 wound outward, a positive volume, and no two faces crossing. :func:`volume_report`
-checks all of it; :func:`repair_solid` removes the crossings that meshing leaves.
+checks all of it; :func:`untangle` removes the crossings that meshing leaves.
+
+The work is bounded by the face count, whatever the input: a search for crossings
+(:func:`crossing_pairs`) has a budget of box comparisons and exact tests
+(:data:`WORK_PER_FACE` per face, 4 to 5 times what clean meshes use) and gives up,
+saying so, when it runs out or finds more pairs than asked for; its memory is a chunk
+of candidate pairs at a time. :func:`untangle` stops as soon as a search says the
+surface crosses itself beyond :func:`repair_limit` (noise, not a fold or two), and
+keeps the best state of at most ``rounds`` rounds. Budgets count work, never time, so
+the same input always gives the same mesh and the same report.
 """
 
 from __future__ import annotations
@@ -18,8 +27,38 @@ TOUCH = 1e-4
 #: float test calls such near misses of thin faces crossings.
 NEAR = 2e-3
 
-#: Most (cell, triangle) entries the broad phase makes before it coarsens its grid.
-MAX_ENTRIES = 6_000_000
+#: Most cells a face is entered in: a face spanning more goes to a coarser level of
+#: cells (each three times the last), so the broad phase makes O(faces) entries.
+BIG_CELLS = 27
+
+#: The work budget of one search, per face: box comparisons the broad phase makes, and
+#: CANDIDATE_COST per candidate pair it gives the exact test. Clean meshes (the oracle
+#: scenes, Poisson or grid) use 75 to 125; a search that runs out of it stops and says
+#: so, and the surface counts as far too tangled to repair.
+WORK_PER_FACE = 400
+
+#: The least work budget of one search, whatever the face count.
+MIN_WORK = 5_000_000
+
+#: The work of one candidate pair's exact test, in box comparisons.
+CANDIDATE_COST = 8
+
+#: Candidate pairs given to the exact test at once (memory O(CHUNK), not O(pairs)).
+CHUNK = 1 << 17
+
+#: Relaxing is tried when at most this many pairs per face (or :data:`MIN_REPAIR`
+#: pairs) cross; a surface with more is reported as not a valid volume as it is.
+REPAIR_SHARE = 1.0
+MIN_REPAIR = 256
+
+#: With an anchor (a surface known to cross nowhere) the repair goes back to it, which
+#: undoes any fold: it is tried with up to this many crossing pairs per face.
+ANCHORED = 8
+
+
+def repair_limit(n_faces: int) -> int:
+    """Most crossing pairs worth repairing on a surface of ``n_faces`` faces."""
+    return max(MIN_REPAIR, int(REPAIR_SHARE * n_faces))
 
 
 def intersecting_pairs(
@@ -31,13 +70,36 @@ def intersecting_pairs(
 
     The same rule as Open3D's ``get_self_intersecting_triangles``: faces with a vertex
     in common are neighbours, never counted; faces that only touch (a copy of a
-    vertex at the same spot) count. A uniform grid of cells about a face across finds
-    the candidate pairs, an exact test in float64 decides.
+    vertex at the same spot) count. Every pair is found (no limit, no work budget):
+    for tests and benchmarks; meshing uses :func:`crossing_pairs`.
+    """
+    return crossing_pairs(vertices, faces, active, limit=None, work=None)[0]
+
+
+def crossing_pairs(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    active: np.ndarray | None = None,
+    *,
+    limit: int | None = None,
+    work: int | None = -1,
+) -> tuple[np.ndarray, bool]:
+    """The crossing face pairs (as :func:`intersecting_pairs`) and whether all were found.
+
+    The search stops after ``limit`` pairs (None: no limit), or when the broad phase
+    has made ``work`` box comparisons (-1: :data:`WORK_PER_FACE` per face, at least
+    :data:`MIN_WORK`; None: no budget): its time and memory are bounded by the face
+    count, and the answer depends only on the input. Grids of cells about a face across
+    (coarser levels for bigger faces) find the candidate pairs, an exact test in float64
+    decides, a chunk at a time.
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
+    none = np.zeros((0, 2), dtype=np.int64)
     if len(f) < 2 or (active is not None and not active.any()):
-        return np.zeros((0, 2), dtype=np.int64)
+        return none, True
+    if work == -1:
+        work = max(MIN_WORK, WORK_PER_FACE * len(f))
     tri = v[f]  # (M, 3, 3)
     # Boxes grown by a little more than the narrow test's margins (TOUCH, NEAR), so a
     # near miss counts whatever the rest of the mesh is.
@@ -45,83 +107,186 @@ def intersecting_pairs(
     lo = tri.min(axis=1) - grow
     hi = tri.max(axis=1) + grow
     extent = hi - lo
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        return none, True
     span = float(np.max(v.max(axis=0) - v.min(axis=0))) if len(v) else 0.0
     if not (span > 0):
-        return np.zeros((0, 2), dtype=np.int64)
+        return none, True
     # A cell about as big as most faces: each face then sits in a few cells.
     cell = max(float(np.quantile(extent.max(axis=1), 0.9)), span * 1e-6)
     if active is not None and not active.all():
         near = _near_active(lo, extent, active, cell)
         if len(near) < 0.8 * len(f):
-            pairs = intersecting_pairs(v, f[near], _all_true_if(active[near]))
-            return near[pairs]
-    while True:
-        first = np.floor((lo - v.min(axis=0)) / cell).astype(np.int64)
-        last = np.floor((hi - v.min(axis=0)) / cell).astype(np.int64)
-        n_cells = last - first + 1
-        count = n_cells.prod(axis=1)
-        if count.sum() <= MAX_ENTRIES:
+            pairs, complete = crossing_pairs(
+                v, f[near], _all_true_if(active[near]), limit=limit, work=work
+            )
+            return near[pairs], complete
+    search = _Search(tri, f, span, limit, work)
+    # float32 boxes grown by a millionth of the mesh: half the memory traffic.
+    pad = 1e-6 * span
+    box_lo = (lo - pad).astype(np.float32)
+    box_hi = (hi + pad).astype(np.float32)
+    origin = v.min(axis=0)
+    size = extent.max(axis=1)
+    # Levels of cells, each at least three times the last: a face goes in the first
+    # level where it spans at most BIG_CELLS cells, and each level pairs its own faces
+    # with those of its level and below (which span at most two of its cells per axis).
+    level = np.full(len(f), -1)
+    for depth in range(64):
+        todo = level < 0
+        first = np.floor((lo - origin) / cell)
+        last = np.floor((hi - origin) / cell)
+        count = np.minimum(last - first + 1, 1e6).prod(axis=1)
+        level[todo & (count <= BIG_CELLS)] = depth
+        need = level == depth
+        members = np.flatnonzero((level >= 0) & (level <= depth))
+        if need.any() and len(members) > 1:
+            _grid_pairs(
+                members,
+                first[members].astype(np.int64),
+                last[members].astype(np.int64),
+                box_lo,
+                box_hi,
+                active,
+                need,
+                search,
+            )
+        if search.done or not (level < 0).any():
             break
-        cell *= 1.5
-    owner = np.repeat(np.arange(len(f)), count)
+        cell = max(3.0 * cell, float(np.quantile(size[level < 0], 0.9)) / 3.0)
+    search.flush()
+    return search.result()
+
+
+class _Search:
+    """Candidate pairs gathered in chunks, tested exactly, the crossing ones kept."""
+
+    def __init__(self, tri, faces, span, limit, work):
+        self.tri, self.faces, self.span, self.limit = tri, faces, span, limit
+        self.budget = work if work is not None else np.inf
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.n_pending = 0
+        self.found: list[np.ndarray] = []
+        self.n_found = 0
+        self.complete = True
+
+    @property
+    def done(self) -> bool:
+        return not self.complete or (self.limit is not None and self.n_found >= self.limit)
+
+    def spend(self, work: int) -> bool:
+        """Takes ``work`` from the budget; False (and the search incomplete) when it runs out."""
+        self.budget -= work
+        if self.budget < 0:
+            self.complete = False
+        return self.complete
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        # A candidate's exact test costs about as much as CANDIDATE_COST box comparisons.
+        if len(a) == 0 or self.done or not self.spend(CANDIDATE_COST * len(a)):
+            return
+        self.pending.append((a, b))
+        self.n_pending += len(a)
+        if self.n_pending >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending or (self.limit is not None and self.n_found >= self.limit):
+            self.pending, self.n_pending = [], 0
+            return
+        a = np.concatenate([p[0] for p in self.pending])
+        b = np.concatenate([p[1] for p in self.pending])
+        self.pending, self.n_pending = [], 0
+        for s in range(0, len(a), CHUNK):
+            ca, cb = a[s : s + CHUNK], b[s : s + CHUNK]
+            # No shared vertex.
+            fa, fb = self.faces[ca], self.faces[cb]
+            keep = ~(fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
+            ca, cb = ca[keep], cb[keep]
+            if len(ca) == 0:
+                continue
+            hit = _triangles_cross(self.tri[ca], self.tri[cb], self.span)
+            ca, cb = ca[hit], cb[hit]
+            if len(ca):
+                self.found.append(np.stack([np.minimum(ca, cb), np.maximum(ca, cb)], axis=1))
+                self.n_found += len(ca)
+            if self.limit is not None and self.n_found >= self.limit:
+                break
+
+    def result(self) -> tuple[np.ndarray, bool]:
+        if not self.found:
+            return np.zeros((0, 2), dtype=np.int64), self.complete
+        pairs = np.concatenate(self.found)
+        if self.limit is not None and len(pairs) >= self.limit:
+            # Stopped at the limit: more may cross (unless exactly that many were left).
+            return pairs[: self.limit], False
+        return pairs, self.complete
+
+
+def _grid_pairs(ids, first, last, box_lo, box_hi, active, need, search) -> None:
+    """Candidate pairs of faces ``ids`` sharing a cell, each with a ``need`` face in it.
+
+    Each face of ``ids`` spans at most BIG_CELLS cells. In a cell, the ``need`` faces come
+    first, so every wanted pair has a ``need`` face as its first entry: only those are
+    walked, and the work is theirs times the cell's size.
+    """
+    n_cells = last - first + 1
+    count = n_cells.prod(axis=1)
+    owner = np.repeat(np.arange(len(ids)), count)
     local = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
     nx, ny = n_cells[owner, 0], n_cells[owner, 1]
     ix = first[owner, 0] + local % nx
     iy = first[owner, 1] + (local // nx) % ny
     iz = first[owner, 2] + local // (nx * ny)
-    dims = (last.max(axis=0) + 2).astype(np.int64)
-    key = (ix * dims[1] + iy) * dims[2] + iz
-    order = np.argsort(key, kind="stable")
-    key, owner = key[order], owner[order]
-    cells = np.stack([ix[order], iy[order], iz[order]], axis=1)
+    del local, nx, ny
+    base = first.min(axis=0)
+    dims = (last.max(axis=0) - base + 2).astype(np.int64)
+    key = ((ix - base[0]) * dims[1] + (iy - base[1])) * dims[2] + (iz - base[2])
+    face = ids[owner]
+    order = np.lexsort((~need[face], key))
+    key, owner, face = key[order], owner[order], face[order]
+    cells = np.stack([ix[order], iy[order], iz[order]], axis=0)
+    del ix, iy, iz, order
+    # Only the cells holding a needed face (and an active one) matter.
+    new_cell = np.r_[True, key[1:] != key[:-1]]
+    cell_id = np.cumsum(new_cell) - 1
+    wanted = np.zeros(int(cell_id[-1]) + 1, dtype=bool)
+    wanted[cell_id[need[face]]] = True
     if active is not None:
-        # Only the cells holding an active face matter.
-        new_cell = np.r_[True, key[1:] != key[:-1]]
-        cell_id = np.cumsum(new_cell) - 1
-        wanted = np.zeros(int(cell_id[-1]) + 1, dtype=bool)
-        wanted[cell_id[active[owner]]] = True
-        wanted = wanted[cell_id]
-        key, owner, cells = key[wanted], owner[wanted], cells[wanted]
-        if len(key) == 0:
-            return np.zeros((0, 2), dtype=np.int64)
+        has_active = np.zeros_like(wanted)
+        has_active[cell_id[active[face]]] = True
+        wanted &= has_active
+    wanted = wanted[cell_id]
+    key, owner, face, cells = key[wanted], owner[wanted], face[wanted], cells[:, wanted]
+    if len(key) == 0:
+        return
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     sizes = np.diff(np.r_[starts, len(key)])
     # Every entry pairs with the entries after it in its cell, j places on. A pair
     # sharing several cells is kept in one: the cell of the corner where their boxes'
     # overlap starts.
     after = np.repeat(starts + sizes, sizes) - np.arange(len(key)) - 1
-    # The entries' boxes, cell corners and faces in cell order, so that entry i and
-    # entry i + j are compared with slices, not gathers.
-    # float32 boxes grown by a millionth of the mesh, int32 cells: half the memory traffic.
-    pad = 1e-6 * span
-    e_lo = np.ascontiguousarray((lo[owner] - pad).T, dtype=np.float32)
-    e_hi = np.ascontiguousarray((hi[owner] + pad).T, dtype=np.float32)
-    e_first = np.ascontiguousarray(first[owner].T, dtype=np.int32)
-    cells = np.ascontiguousarray(cells.T, dtype=np.int32)
-    e_active = active[owner] if active is not None else None
-    found_a, found_b = [], []
-    for j in range(1, int(after.max(initial=0)) + 1):
-        m = len(key) - j
-        ok = after[:m] >= j
+    e_lo = np.ascontiguousarray(box_lo[face].T)
+    e_hi = np.ascontiguousarray(box_hi[face].T)
+    e_first = np.ascontiguousarray(first[owner].T)
+    e_active = active[face] if active is not None else None
+    alive = np.flatnonzero((after >= 1) & need[face])
+    j = 0
+    while len(alive) and not search.done:
+        j += 1
+        if not search.spend(len(alive)):
+            return
+        i, k2 = alive, alive + j
+        ok = np.ones(len(i), dtype=bool)
         for k in range(3):
-            ok &= e_lo[k, :m] <= e_hi[k, j:]
-            ok &= e_lo[k, j:] <= e_hi[k, :m]
-            ok &= np.maximum(e_first[k, :m], e_first[k, j:]) == cells[k, :m]
+            ok &= e_lo[k, i] <= e_hi[k, k2]
+            ok &= e_lo[k, k2] <= e_hi[k, i]
+            ok &= np.maximum(e_first[k, i], e_first[k, k2]) == cells[k, i]
         if e_active is not None:
-            ok &= e_active[:m] | e_active[j:]
-        i = np.flatnonzero(ok)
-        found_a.append(owner[i])
-        found_b.append(owner[i + j])
-    a, b = np.concatenate(found_a), np.concatenate(found_b)
-    # No shared vertex.
-    fa, fb = f[a], f[b]
-    keep = ~(fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
-    a, b = a[keep], b[keep]
-    if len(a) == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    hit = _triangles_cross(tri[a], tri[b], span)
-    a, b = a[hit], b[hit]
-    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+            ok &= e_active[i] | e_active[k2]
+        hit = np.flatnonzero(ok)
+        search.add(face[i[hit]], face[k2[hit]])
+        alive = alive[after[alive] >= j + 1]
 
 
 def _triangles_cross(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
@@ -236,13 +401,21 @@ def untangle(
     """
     v = np.array(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
+    # Going back to an anchor undoes any fold, however many faces it crosses; relaxing
+    # without one is worth it for a few crossings, not for noise.
+    limit = repair_limit(len(faces)) if anchor is None else MIN_REPAIR + ANCHORED * len(faces)
     if anchor is not None:
         anchor = np.asarray(anchor, dtype=np.float64)
-        pairs = intersecting_pairs(v, faces, np.any(v != anchor, axis=1)[faces].any(axis=1))
+        moved = np.any(v != anchor, axis=1)[faces].any(axis=1)
+        pairs, complete = crossing_pairs(v, faces, moved, limit=limit + 1)
     else:
-        pairs = intersecting_pairs(v, faces)
-    if len(pairs) == 0:
+        pairs, complete = crossing_pairs(v, faces, limit=limit + 1)
+    if len(pairs) == 0 and complete:
         return v, 0
+    if not complete or len(pairs) > limit:
+        # Far too tangled to repair (noise, not a fold or two): left as it is.
+        return v, max(len(pairs), limit + 1)
+    best, best_left = v.copy(), len(pairs)
     n = len(v)
     src = faces.reshape(-1)
     nbr = np.roll(faces, 1, axis=1).reshape(-1)
@@ -286,21 +459,32 @@ def untangle(
         # now; pairs of faces that did not move still cross and are kept.
         active = region[faces].any(axis=1)
         still = pairs[~active[pairs].any(axis=1)]
-        pairs = intersecting_pairs(v, faces, active)
+        if len(still) > limit:
+            break
+        pairs, complete = crossing_pairs(v, faces, active, limit=max(1, limit + 1 - len(still)))
         if len(still):
             pairs = np.unique(np.concatenate([np.asarray(pairs).reshape(-1, 2), still]), axis=0)
-        if len(pairs) == 0:
+        if len(pairs) == 0 and complete:
             return v, 0
-    return v, len(pairs)
+        if not complete or len(pairs) > limit:
+            break  # this round made it worse than worth repairing: the best so far stands
+        if len(pairs) < best_left:
+            best, best_left = v.copy(), len(pairs)
+    return best, best_left
 
 
-def volume_report(vertices: np.ndarray, faces: np.ndarray, *, pairs: int | None = None) -> dict:
+def volume_report(
+    vertices: np.ndarray, faces: np.ndarray, *, pairs: int | None = None, counted: bool = True
+) -> dict:
     """Whether (vertices, faces) is a valid volume, and why not.
 
     ``closed`` (every edge on exactly two faces), ``vertex_manifold`` (one fan of faces
     around every vertex), ``oriented`` (neighbouring faces wound alike), ``volume``
     (signed; positive when the faces are wound outward), ``self_intersections`` (crossing
-    face pairs; ``pairs`` when already counted) and ``valid``: all of them hold.
+    face pairs; ``pairs`` when already counted, ``counted`` False when that is only a lower
+    bound), ``self_intersections_counted`` (False: the count stopped at
+    :func:`repair_limit` or at the search's work budget: there are at least that many) and
+    ``valid``: all of them hold.
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
@@ -310,6 +494,7 @@ def volume_report(vertices: np.ndarray, faces: np.ndarray, *, pairs: int | None 
         "oriented": False,
         "volume": 0.0,
         "self_intersections": 0,
+        "self_intersections_counted": True,
         "valid": False,
     }
     if len(f) == 0:
@@ -328,7 +513,10 @@ def volume_report(vertices: np.ndarray, faces: np.ndarray, *, pairs: int | None 
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     out["volume"] = float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
     if pairs is None:
-        pairs = len(intersecting_pairs(v, f))
+        found, complete = crossing_pairs(v, f, limit=repair_limit(len(f)) + 1)
+        pairs = len(found)
+        counted = bool(complete)
+    out["self_intersections_counted"] = bool(counted)
     out["self_intersections"] = int(pairs)
     out["valid"] = bool(
         out["closed"]
@@ -336,6 +524,7 @@ def volume_report(vertices: np.ndarray, faces: np.ndarray, *, pairs: int | None 
         and out["vertex_manifold"]
         and out["volume"] > 0
         and pairs == 0
+        and out["self_intersections_counted"]
     )
     return out
 

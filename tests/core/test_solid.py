@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from core.meshing import reconstruct_surface
 from core.pointcloud import point_cloud
-from core.solid import intersecting_pairs, untangle, volume_report
+from core.solid import crossing_pairs, intersecting_pairs, untangle, volume_report
 from core.synthetic import (
     SHAPE_SCENES,
     _box,
@@ -117,6 +117,63 @@ def test_volume_report_tells_what_is_wrong():
     f2[f2 == other + len(v)] = corner
     pinched = volume_report(np.concatenate([v, moved]), np.concatenate([f, f2]))
     assert pinched["closed"] and not pinched["vertex_manifold"] and not pinched["valid"]
+
+
+def test_a_bounded_search_finds_the_same_pairs_or_says_it_stopped():
+    """The search stops at ``limit`` pairs or when its work budget runs out, and says so.
+
+    Two spheres through each other: every crossing pair is found when the search may
+    run to the end; with a limit it keeps that many of them and reports itself
+    incomplete, as it does when the budget is too small to look at all candidates.
+    """
+    import open3d as o3d
+
+    m = o3d.geometry.TriangleMesh.create_sphere(0.5, resolution=16)
+    v0, f0 = np.asarray(m.vertices), np.asarray(m.triangles)
+    v = np.concatenate([v0, v0 + [0.6, 0.0, 0.0]])
+    f = np.concatenate([f0, f0 + len(v0)])
+    every = intersecting_pairs(v, f)
+    assert len(every) > 20
+    pairs, complete = crossing_pairs(v, f)  # the default budget: plenty for a clean mesh
+    assert complete and set(map(tuple, pairs)) == set(map(tuple, every))
+    few, complete = crossing_pairs(v, f, limit=10)
+    assert not complete and len(few) == 10 and set(map(tuple, few)) <= set(map(tuple, every))
+    starved, complete = crossing_pairs(v, f, work=100)
+    assert not complete and set(map(tuple, starved)) <= set(map(tuple, every))
+    # the same input, the same answer: the budget counts work, not time
+    again, _ = crossing_pairs(v, f, work=100)
+    np.testing.assert_array_equal(again, starved)
+
+
+def test_noise_beyond_repair_is_reported_quickly_not_repaired_forever():
+    """A 256x256 depth map of pure noise: a closed mesh, honestly no valid volume.
+
+    Its closed grid crosses itself everywhere (thousands of pairs): the search for them
+    runs out of its work budget (core.solid.WORK_PER_FACE), so no repair is tried, and
+    the result is the closed surface with a warning that says what it is, the same each
+    run.
+    """
+    from core.camera import Intrinsics
+    from core.meshing import is_closed
+
+    rng = np.random.default_rng(0)
+    h = w = 256
+    depth = (2.0 * rng.lognormal(0.0, 0.3, (h, w))).astype(np.float32)
+    mask = np.ones((h, w), dtype=bool)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    k = Intrinsics(200.0, 200.0, w / 2, h / 2, w, h)
+    pc = point_cloud(depth, rgb, mask, k)
+    mesh, info = reconstruct_surface(pc, depth, rgb, mask, k, method="grid")
+    assert info["faces"] == mesh.n_faces > 10_000 and is_closed(mesh.faces)
+    assert np.isfinite(mesh.vertices).all()
+    assert not info["watertight"] and info["self_intersections"] is None
+    assert any("not a valid volume" in w and "too many places" in w for w in info["warnings"])
+    report = volume_report(mesh.vertices, mesh.faces)
+    assert report["closed"] and not report["valid"] and not report["self_intersections_counted"]
+    # and it is so: with no work budget, a thousand crossing pairs are soon found
+    assert len(crossing_pairs(mesh.vertices, mesh.faces, limit=1000, work=None)[0]) == 1000
+    again, _ = reconstruct_surface(pc, depth, rgb, mask, k, method="grid")
+    np.testing.assert_array_equal(again.vertices, mesh.vertices)
 
 
 def test_untangle_undoes_a_fold_only_where_it_is():
