@@ -142,6 +142,11 @@ def fit_revolution(
     qn = _turn(normals[idx], a, angles)
     q, qn = q.reshape(-1, 3), qn.reshape(-1, 3)
     ends, end_normals = _flat_ends(h[body], r[body], a, e1, e2, cell)
+    under, under_normals = _round_underside(h[body], r[body], a, e1, e2, cell)
+    if len(under):
+        fit.quality["ring_profile"] = "round"
+        ends = np.concatenate([ends, under])
+        end_normals = np.concatenate([end_normals, under_normals])
     q = np.concatenate([q, ends]) + c
     qn = np.concatenate([qn, end_normals])
     q = q * size + centre
@@ -292,6 +297,61 @@ def _flat_ends(h, r, a, e1, e2, cell):
         out.append(disc)
         normals.append(np.tile(sign * a, (len(disc), 1)))
     return np.concatenate(out), np.concatenate(normals)
+
+
+#: A ring's seen profile is round when a circle fits it within this share of its radius
+#: (median distance). Exact depth of a torus fits within 0.1%; depth corrupted like a
+#: network's (relief stretched unevenly) within 2.5%, and its circle is then 10% too
+#: small: completing that one scored lower than leaving the underside to Poisson.
+ROUND_PROFILE = 0.01
+
+
+def _round_underside(h, r, a, e1, e2, cell):
+    """The unseen arc of a ring's round profile, turned about the axis (relative to it).
+
+    A ring (a torus, a tyre, a bangle: nothing seen near the axis) seen from above never
+    shows its underside, so no turned copy of the front can supply it. When the profile
+    seen, in (height, radius), is an arc of one circle, the rest of that circle is the
+    underside; otherwise nothing is added (the closing Poisson surface decides there).
+    """
+    none = (np.zeros((0, 3)), np.zeros((0, 3)))
+    if len(r) < 50 or np.any(r < 0.15 * r.max()):
+        return none
+    # Kasa's algebraic circle fit: h^2 + r^2 + D h + E r + F = 0.
+    m = np.stack([h, r, np.ones_like(h)], axis=1)
+    rhs = -(h**2 + r**2)
+    (d, e, f), *_ = np.linalg.lstsq(m, rhs, rcond=None)
+    hc, rc = -d / 2, -e / 2
+    radius2 = hc**2 + rc**2 - f
+    if not (radius2 > 0):
+        return none
+    radius = math.sqrt(radius2)
+    if radius <= 2 * cell or rc - radius <= 0:
+        return none  # the circle would reach the axis: no ring
+    dist = np.hypot(h - hc, r - rc)
+    if np.median(np.abs(dist - radius)) > ROUND_PROFILE * radius:
+        return none
+    # The arc seen, as angles about the circle's centre; the largest gap is the unseen one.
+    phi = np.sort(np.arctan2(h - hc, r - rc))
+    gaps = np.diff(np.r_[phi, phi[0] + 2 * math.pi])
+    k = int(np.argmax(gaps))
+    if gaps[k] < math.radians(20):
+        return none
+    start, stop = phi[k], phi[k] + gaps[k]
+    step = cell / 2
+    margin = 2 * step / radius  # leave the ends of the arc to the turned front
+    arc = np.arange(start + margin, stop - margin, step / radius)
+    if len(arc) == 0:
+        return none
+    pts, normals = [], []
+    for angle in arc:
+        ph, pr = hc + radius * math.sin(angle), rc + radius * math.cos(angle)
+        count = max(24, int(2 * math.pi * pr / step))
+        t = np.linspace(0, 2 * math.pi, count, endpoint=False)
+        around = np.outer(np.cos(t), e1) + np.outer(np.sin(t), e2)
+        pts.append(pr * around + ph * a)
+        normals.append(math.cos(angle) * around + math.sin(angle) * a)
+    return np.concatenate(pts), np.concatenate(normals)
 
 
 def _axis(p: np.ndarray, n: np.ndarray, w: np.ndarray):

@@ -56,6 +56,23 @@ def test_lathe_objects_are_completed_whole(name):
     assert after["hidden_recall"] >= 0.75
 
 
+def test_a_ring_seen_from_above_gets_its_round_underside():
+    """A torus's underside is never seen from above: the circle its seen profile fits
+    supplies it, and the solid is the whole ring (the inflated one is flat below)."""
+    s = scene("torus_tilted")
+    cloud = point_cloud(s.depth, s.rgb, s.mask, s.intrinsics)
+    fit = fit_revolution(cloud, s.mask | cloud.valid, s.intrinsics)
+    assert fit.accepted and fit.quality.get("ring_profile") == "round"
+    # the added copies lie below the seen profile: along the axis, under the front's lowest
+    rel = fit.back_points - fit.axis_point
+    front = cloud.points[fit.body] - fit.axis_point
+    assert (rel @ fit.axis_direction).min() < (front @ fit.axis_direction).min() - 0.01
+    before = solid("torus_tilted", "inflate")[2]
+    mesh, info, after = solid("torus_tilted", "auto")
+    assert info["shape"] == "revolve" and info["watertight"]
+    assert after["f_score"] >= 0.95 and after["hidden_recall"] > before["hidden_recall"] + 0.2
+
+
 def test_a_cup_keeps_its_handle_and_is_rounder_than_inflated():
     before = solid("cup", "inflate")[2]
     mesh, info, after = solid("cup", "auto")
