@@ -224,21 +224,28 @@ def relative_error(candidate: np.ndarray, reference: np.ndarray, kind: str = "me
     core.depth normalises away): the difference over the reference's range, since a
     per-pixel ratio would compare noise with the arbitrary offset near zero.
     """
+    ratio = relative_differences(candidate, reference, kind)
+    if ratio is None:
+        return math.inf
+    return float(np.max(ratio)) if ratio.size else 0.0
+
+
+def relative_differences(
+    candidate: np.ndarray, reference: np.ndarray, kind: str = "metric"
+) -> np.ndarray | None:
+    """Each pixel's difference, relative as in :func:`relative_error` (0 where equal, inf
+    where the reference leaves nothing to divide by); None when the outputs differ in shape
+    or either holds a non-finite value."""
     c = np.asarray(candidate, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     if c.shape != r.shape or not (np.isfinite(c).all() and np.isfinite(r).all()):
-        return math.inf
-    if r.size == 0:
-        return 0.0
+        return None
     diff = np.abs(c - r)
     if kind == "disparity":
-        spread = float(r.max() - r.min())
-        if spread == 0.0:
-            return 0.0 if not diff.any() else math.inf
-        return float(diff.max() / spread)
+        spread = float(r.max() - r.min()) if r.size else 0.0
+        return diff / spread if spread > 0 else np.where(diff == 0, 0.0, np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(diff == 0, 0.0, diff / np.abs(r))
-    return float(np.max(ratio))
+        return np.where(diff == 0, 0.0, diff / np.abs(r))
 
 
 # --- where the model's files are ------------------------------------------------------------

@@ -133,7 +133,7 @@ def cached_session(source: Path, folder: Path, configure=None):
             if session is not None:
                 with contextlib.suppress(OSError):
                     os.utime(copy)
-                    _trim(folder, keep=8)
+                    trim_graphs(folder, keep=8)
                 return session
         datafolder.rebuilt(copy, "optimised copy of the segmentation model")
         datafolder.remove(copy)
@@ -150,7 +150,7 @@ def cached_session(source: Path, folder: Path, configure=None):
             datafolder.cannot_write(exc)
         return _plain_session(source, configure)  # the user's file: its own error, if any
     with contextlib.suppress(OSError):
-        _trim(folder, keep=8)
+        trim_graphs(folder, keep=8)
     return open_optimized(copy, configure)
 
 
@@ -163,11 +163,12 @@ def _plain_session(source: Path, configure=None):
     return ort.InferenceSession(str(source), opts, providers=["CPUExecutionProvider"])
 
 
-def _trim(folder: Path, keep: int) -> None:
-    """Remove all but the ``keep`` most recently used graphs in ``folder``."""
+def trim_graphs(folder: Path, keep: int, sidecar: str = ".sum") -> None:
+    """Remove all but the ``keep`` most recently used graphs in ``folder``, each with the
+    file beside it that has the ``sidecar`` suffix (its checksum or verdict)."""
     # not the temporary files (".opt-*") of a process still writing its graph
     graphs = sorted(folder.glob("[!.]*.onnx"), key=lambda p: p.stat().st_mtime)
     for old in graphs[: max(0, len(graphs) - keep)]:
-        for path in (old, old.with_suffix(".sum")):
+        for path in (old, old.with_suffix(sidecar)):
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -206,20 +206,12 @@ def depth_error(candidate: np.ndarray, reference: np.ndarray, kind: str = "metri
 
     ``metric``: relative to each pixel's depth; ``disparity``: to the reference's range.
     """
-    c = np.asarray(candidate, dtype=np.float64)
-    r = np.asarray(reference, dtype=np.float64)
-    if c.shape != r.shape or not (np.isfinite(c).all() and np.isfinite(r).all()):
+    from .depth_onnx import relative_differences
+
+    rel = relative_differences(candidate, reference, kind)
+    if rel is None:
         return math.inf
-    if r.size == 0:
-        return 0.0
-    diff = np.abs(c - r)
-    if kind == "disparity":
-        spread = float(r.max() - r.min())
-        rel = diff / spread if spread > 0 else np.where(diff == 0, 0.0, np.inf)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(diff == 0, 0.0, diff / np.abs(r))
-    return float(np.percentile(rel, 99))
+    return float(np.percentile(rel, 99)) if rel.size else 0.0
 
 
 # --- one INT8 graph and its verdict --------------------------------------------------------
@@ -389,8 +381,6 @@ def compare_masks(output: np.ndarray, reference: np.ndarray):
 
 def trim(folder: Path, keep: int) -> None:
     """Remove all but the ``keep`` most recently used INT8 graphs (and their verdicts) in ``folder``."""
-    graphs = sorted(folder.glob("[!.]*.onnx"), key=lambda p: p.stat().st_mtime)
-    for old in graphs[: max(0, len(graphs) - keep)]:
-        for path in (old, old.with_suffix(".json")):
-            with contextlib.suppress(OSError):
-                path.unlink()
+    from .onnx_cache import trim_graphs
+
+    trim_graphs(folder, keep, sidecar=".json")
