@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,7 @@ class Pipeline:
         self._clouds: OrderedDict[bytes, tuple[object, dict]] = OrderedDict()
         # The last photo at full size (digest, Pillow image): a re-mesh re-bakes its
         # texture without decoding a 12-MP file again.
-        self._original: tuple[str, object] | None = None
+        self._original: tuple[str, Any] | None = None
 
     # -- models -------------------------------------------------------------------------
     def depth_estimator(self, settings: Settings):
@@ -419,9 +420,26 @@ class Pipeline:
         from .image import load_original
         from .texture import bake_texture
 
-        if self._original is None or self._original[0] != photo.digest:
-            self._original = (photo.digest, load_original(photo))
-        return bake_texture(mesh_cam, photo.rgb, mask, K, self._original[1], size=s.texture_size)
+        def original(scale: float):
+            # kept for re-meshes of the same photo while it holds the resolution asked
+            if self._original is not None and self._original[0] == photo.digest:
+                image = self._original[1]
+                if image is None or image.width >= scale * photo.original_size[0] - 1:
+                    return image
+                del image
+            self._original = None  # the old one goes before the new one is decoded
+            self._original = (photo.digest, load_original(photo, scale))
+            return self._original[1]
+
+        return bake_texture(
+            mesh_cam,
+            photo.rgb,
+            mask,
+            K,
+            original,
+            size=s.texture_size,
+            original_size=photo.original_size,
+        )
 
     def _segment_beside_depth(self, photo, s, cache, info, step, cancel, warnings, timings):
         """The mask here and the depth prediction in a thread, at the same time.

@@ -111,19 +111,33 @@ def bake_texture(
     original=None,
     *,
     size: int = DEFAULT_TEXTURE_SIZE,
+    original_size: tuple[int, int] | None = None,
 ) -> Texture:
     """The texture of ``mesh_cam`` (a :class:`core.mesh.Mesh` in the OpenCV camera frame).
 
     ``working_rgb``, ``mask`` and ``intrinsics`` are the run's working image, its
     foreground mask and camera; ``original`` the same photo at full resolution, an RGB
-    Pillow image or (H, W, 3) array (None: the working image is all there is). ``size``
-    caps the longer side.
+    Pillow image or (H, W, 3) array (None: the working image is all there is), or a
+    function ``original(scale)`` giving the photo decoded at no less than ``scale`` of
+    its full size (or None), with ``original_size`` its full (width, height): then only
+    the resolution the texture can hold is decoded (a 48-MP JPEG at half or a quarter
+    of its size). ``size`` caps the longer side.
     """
     from PIL import Image
 
     size = int(size)
     working_rgb = np.ascontiguousarray(np.asarray(working_rgb)[..., :3])
     h_w, w_w = working_rgb.shape[:2]
+    v = mesh_cam.vertices.astype(np.float64)
+    faces = mesh_cam.faces.astype(np.int64)
+    mask = np.asarray(mask, dtype=bool)
+    seen = visible_faces(v, faces, intrinsics)
+
+    if callable(original):
+        # decode no more of the photo than its crop can show at this texture size
+        w_f, h_f = original_size or (w_w, h_w)
+        *_, (cx0, cy0, cx1, cy1) = _crop(v, faces, seen, mask, intrinsics, (w_w, h_w), (w_f, h_f))
+        original = original(min(1.0, size / max(1, cx1 - cx0, cy1 - cy0)))
     if original is None:
         original = working_rgb
     full = (
@@ -132,32 +146,7 @@ def bake_texture(
         else Image.fromarray(np.ascontiguousarray(np.asarray(original)[..., :3]))
     )
     w_o, h_o = full.size
-    K = intrinsics.scaled(w_o, h_o) if (w_o, h_o) != (w_w, h_w) else intrinsics
-    v = mesh_cam.vertices.astype(np.float64)
-    faces = mesh_cam.faces.astype(np.int64)
-    mask = np.asarray(mask, dtype=bool)
-
-    seen = visible_faces(v, faces, intrinsics)
-    # projection of every vertex into the full-size photo (pixel centres at integers)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(v[:, 2] > 1e-9, v[:, 2], np.nan)
-        pu = K.fx * v[:, 0] / z + K.cx
-        pv = K.fy * v[:, 1] / z + K.cy
-
-    # the crop: the silhouette's box (working pixels, a margin around it) and every seen corner
-    rows, cols = np.nonzero(mask)
-    sx, sy = w_o / w_w, h_o / h_w
-    if len(rows):
-        x0, x1 = (cols.min() - CROP_MARGIN_PX) * sx, (cols.max() + 1 + CROP_MARGIN_PX) * sx
-        y0, y1 = (rows.min() - CROP_MARGIN_PX) * sy, (rows.max() + 1 + CROP_MARGIN_PX) * sy
-    else:
-        x0, x1, y0, y1 = 0.0, float(w_o), 0.0, float(h_o)
-    if seen.any():
-        sv = np.unique(faces[seen].ravel())
-        x0, x1 = min(x0, pu[sv].min() - 1), max(x1, pu[sv].max() + 2)
-        y0, y1 = min(y0, pv[sv].min() - 1), max(y1, pv[sv].max() + 2)
-    cx0, cy0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
-    cx1, cy1 = min(w_o, int(math.ceil(x1))), min(h_o, int(math.ceil(y1)))
+    pu, pv, (cx0, cy0, cx1, cy1) = _crop(v, faces, seen, mask, intrinsics, (w_w, h_w), (w_o, h_o))
     crop_w, crop_h = cx1 - cx0, cy1 - cy0
 
     n_hidden = int((~seen).sum())
@@ -202,6 +191,32 @@ def bake_texture(
         "max_size": size,
     }
     return Texture(image, uv, seen, info)
+
+
+def _crop(v, faces, seen, mask, intrinsics: Intrinsics, working_size, photo_size):
+    """Every vertex projected into a photo of ``photo_size`` (pixel centres at integers),
+    and the crop the texture takes from it: the silhouette's box (working pixels, a margin
+    around it) and every seen corner, as (x0, y0, x1, y1) within the photo."""
+    (w_w, h_w), (w_o, h_o) = working_size, photo_size
+    K = intrinsics.scaled(w_o, h_o) if (w_o, h_o) != (w_w, h_w) else intrinsics
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(v[:, 2] > 1e-9, v[:, 2], np.nan)
+        pu = K.fx * v[:, 0] / z + K.cx
+        pv = K.fy * v[:, 1] / z + K.cy
+    rows, cols = np.nonzero(mask)
+    sx, sy = w_o / w_w, h_o / h_w
+    if len(rows):
+        x0, x1 = (cols.min() - CROP_MARGIN_PX) * sx, (cols.max() + 1 + CROP_MARGIN_PX) * sx
+        y0, y1 = (rows.min() - CROP_MARGIN_PX) * sy, (rows.max() + 1 + CROP_MARGIN_PX) * sy
+    else:
+        x0, x1, y0, y1 = 0.0, float(w_o), 0.0, float(h_o)
+    if seen.any():
+        sv = np.unique(faces[seen].ravel())
+        x0, x1 = min(x0, pu[sv].min() - 1), max(x1, pu[sv].max() + 2)
+        y0, y1 = min(y0, pv[sv].min() - 1), max(y1, pv[sv].max() + 2)
+    cx0, cy0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
+    cx1, cy1 = min(w_o, int(math.ceil(x1))), min(h_o, int(math.ceil(y1)))
+    return pu, pv, (cx0, cy0, cx1, cy1)
 
 
 def visible_faces(v: np.ndarray, faces: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:

@@ -326,3 +326,61 @@ def test_cli_texture_size_message(tmp_path, capsys):
 
     assert main(["missing.png", "--texture-size", "10"]) == 1
     assert "texture size must be between 64 and 16384" in capsys.readouterr().err
+
+
+def test_a_large_jpeg_is_decoded_only_as_far_as_the_texture_needs(tmp_path, big_toy):
+    """A JPEG much larger than the texture is decoded at a reduced size (draft), and
+    the texture looks the same as one baked from the whole decoded photo."""
+    from PIL import Image
+
+    from core.image import load_original
+    from core.texture import bake_texture
+
+    scene, _ = big_toy
+    path = tmp_path / "toy.jpg"
+    Image.fromarray(scene.rgb).save(path, quality=95)
+    settings = Settings(depth="inflate", segment="key", cache=False, max_size=320, texture_size=256)
+    result = Pipeline().run(path, settings)
+    tex = result.texture
+    assert result.photo.original_size == (1280, 960)
+    # the object's crop is over 700 px tall: a texture of 256 needs under half of it
+    w, h = tex.info["source_size"]
+    assert (w, h) in ((640, 480), (320, 240)), tex.info
+    assert max(tex.size) <= 256 and tex.info["sampled_texels_filled"] == 1.0
+
+    whole = load_original(result.photo)
+    assert whole.size == (1280, 960)
+    mesh_cam = to_camera_frame(result.mesh, result.camera)
+    ref = bake_texture(
+        mesh_cam, result.photo.rgb, result.mask, result.camera.intrinsics, whole, size=256
+    )
+    assert ref.info["source_size"] == [1280, 960]
+    faces = np.nonzero(tex.seen & ref.seen)[0]
+    assert len(faces) > 500
+    bary = np.repeat(BARY, len(faces), axis=0)
+    diff = np.abs(sample_texture(tex, faces, bary) - sample_texture(ref, faces, bary)).max(axis=1)
+    assert np.median(diff) < 2.0 and np.percentile(diff, 95) < 8.0, np.percentile(diff, [50, 95])
+
+
+def test_load_original_takes_the_smallest_draft_that_is_large_enough(tmp_path):
+    from PIL import Image
+
+    from core.image import load_image, load_original
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (1500, 2000, 3), dtype=np.uint8)
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise
+    Image.fromarray(img).save(path, quality=90, exif=exif.tobytes())
+    photo = load_image(path, max_size=200)
+    assert photo.original_size == (1500, 2000)
+    assert load_original(photo).size == (1500, 2000)
+    assert load_original(photo, 0.6).size == (1500, 2000)  # half would be too small
+    assert load_original(photo, 0.3).size == (750, 1000)
+    assert load_original(photo, 0.2).size == (375, 500)
+    assert load_original(photo, 0.01).size == (188, 250)  # never below an eighth
+    # a PNG has no draft: always whole
+    png = tmp_path / "flat.png"
+    Image.fromarray(img).save(png)
+    assert load_original(load_image(png, max_size=200), 0.2).size == (2000, 1500)
