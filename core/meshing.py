@@ -152,16 +152,15 @@ def reconstruct_surface(
                 # Far too many crossings to repair (noise, not a fold): the depth grid is
                 # tried once instead; when it is no valid volume either, the Poisson solid stays and
                 # is reported as not a valid volume.
+                # (valid by construction: see _close_with_back)
                 grid = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
-                clean, left = _cleaned(grid.vertices, grid.faces, getattr(grid, "front", None))
-                if left == 0:
-                    info["warnings"].append(
-                        "Poisson's closed surface crossed itself too often to repair, so the "
-                        "solid was built from the depth grid instead."
-                    )
-                    solid, thickness = None, None
-                    mesh = Mesh(clean, grid.faces, grid.colors)
-                    anchor, tangled = clean, 0
+                info["warnings"].append(
+                    "Poisson's closed surface crossed itself too often to repair, so the "
+                    "solid was built from the depth grid instead."
+                )
+                solid, thickness = None, None
+                mesh = grid
+                anchor, anchor_crossings, tangled = _f32(grid.vertices), 0, 0
             if solid is None and anchor is None:
                 info["warnings"].append(
                     "Poisson gave no closed surface for these points, so the solid was built "
@@ -211,27 +210,51 @@ def reconstruct_surface(
         info["poisson_scale"] = scale
         info["points_used"] = used
 
-    # The surface as meshed, before any step that moves its vertices: where such a
-    # step makes faces cross, those vertices go back to it (core.solid.untangle).
-    if anchor is None:
+    # The surface as meshed, before any step that moves its vertices, and the crossing
+    # pairs it has (counted once, or none by construction). Each later step counts only
+    # the faces whose vertices it moved and sends those back toward the surface before it
+    # where they cross (core.solid.untangle, bounded): no step searches the whole mesh
+    # again, except decimation, whose faces are new.
+    counted = True
+    fresh = anchor is None  # (else the anchor is the surface before stretching it)
+    if fresh:
         anchor = mesh.vertices
-        if solid is not None:
+        if closed and (method == "grid" or solid is None):
+            # The depth grid's solid crosses nowhere by construction (_close_with_back).
+            anchor_crossings = 0
+        elif solid is not None:
             anchor_crossings = getattr(solid, "crossings", None)
-        if closed and (method == "grid" or solid is None):  # the grid, or Poisson's fallback
-            anchor, anchor_crossings = _cleaned(anchor, mesh.faces, getattr(mesh, "front", None))
+    if closed:
+        anchor = _f32(anchor)
+        if tangled:
+            anchor_crossings, counted = tangled, False
+        elif anchor_crossings is None:  # not counted yet
+            anchor_crossings, counted = _count_all(anchor, mesh.faces)
+        if fresh:
             mesh = Mesh(anchor, mesh.faces, mesh.colors)
-            tangled = _beyond(anchor_crossings, len(mesh.faces))
     if smooth > 0:
         report(0.8, "Smoothing")
         mesh = _taubin(mesh, smooth)
+        if closed and counted:
+            vertices, anchor_crossings, counted = _settle(
+                mesh.vertices, mesh.faces, anchor, anchor_crossings
+            )
+            mesh = Mesh(vertices, mesh.faces, mesh.colors)
+            anchor = vertices
     if target_faces is not None and mesh.n_faces > target_faces:
         report(0.85, "Simplifying")
-        if closed and mesh.vertices is not anchor and not tangled:
-            mesh = Mesh(untangle(mesh.vertices, mesh.faces, anchor)[0], mesh.faces, mesh.colors)
         mesh = _decimate(mesh, target_faces)
-        tangled = 0  # other faces now: counted again below
-        anchor = None
-        anchor_crossings = None
+        if closed:
+            # New faces: counted once, and relaxed apart where decimation folded them.
+            vertices, anchor_crossings = untangle(_f32(mesh.vertices), mesh.faces)
+            counted = anchor_crossings <= repair_limit(len(mesh.faces))
+            relaxed = _f32(vertices)
+            if counted and anchor_crossings == 0:
+                changed = np.any(relaxed != vertices, axis=1)[mesh.faces].any(axis=1)
+                anchor_crossings = _count(relaxed, mesh.faces, changed) if changed.any() else 0
+                counted = anchor_crossings <= repair_limit(len(mesh.faces))
+            mesh = Mesh(relaxed, mesh.faces, mesh.colors)
+            anchor = relaxed
         if closed and not is_closed(mesh.faces):
             info["warnings"].append(
                 "Simplifying opened small holes in the closed surface; ask for more faces to keep it watertight."
@@ -241,30 +264,14 @@ def reconstruct_surface(
 
     report(0.95, "Colouring")
     faces = np.array(mesh.faces)  # a copy: the surface may be one kept in `solids`
-    vertices = mesh.vertices
-    if closed and anchor is None:
-        # Decimation may fold faces through each other: relax them where it did.
-        vertices, anchor_crossings = (vertices, 0) if tangled else untangle(vertices, faces)
-        anchor = vertices
-        tangled = tangled or _beyond(anchor_crossings, len(faces))
-    vertices = _keep_inside(vertices, silhouette, intrinsics)
+    vertices = _keep_inside(mesh.vertices, silhouette, intrinsics)
     volume = {"valid": False, "self_intersections": None}
     if closed:
         # Checked as written: the mesh keeps float32 coordinates.
-        if not tangled:
-            vertices, left = untangle(_f32(vertices), faces, _f32(anchor), rounds=20)
+        if counted:
+            vertices, anchor_crossings, counted = _settle(vertices, faces, anchor, anchor_crossings)
         vertices = _f32(vertices)
-        # The checks above only looked where vertices moved: the surface as written is
-        # counted whole, so that a valid volume is never claimed for one that is not.
-        # (The count stops at what is worth repairing: the work is bounded by the faces.)
-        if tangled:  # counted already (and beyond repair): not searched again
-            volume = volume_report(vertices, faces, pairs=tangled, counted=False)
-        else:
-            volume = volume_report(vertices, faces)
-        if volume["self_intersections"] and volume["self_intersections_counted"] and not tangled:
-            vertices, _ = untangle(vertices, faces, rounds=10)  # relax what is left
-            vertices = _f32(vertices)
-            volume = volume_report(vertices, faces)
+        volume = volume_report(vertices, faces, pairs=anchor_crossings, counted=counted)
         if is_closed(faces) and not volume["valid"]:
             info["warnings"].append(_invalid_volume_warning(volume))
     colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
@@ -303,6 +310,43 @@ def _count(vertices: np.ndarray, faces: np.ndarray, active=None) -> int:
     limit = repair_limit(len(faces))
     pairs, complete = crossing_pairs(vertices, faces, active, limit=limit + 1)
     return len(pairs) if complete else max(len(pairs), limit + 1)
+
+
+def _count_all(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, bool]:
+    """Crossing pairs of the whole surface, and whether that is all of them (bounded search)."""
+    left = _count(vertices, faces)
+    return left, left <= repair_limit(len(faces))
+
+
+def _settle(vertices, faces, anchor, anchor_crossings: int) -> tuple[np.ndarray, int, bool]:
+    """``vertices`` after a step that moved them from ``anchor`` (``anchor_crossings`` pairs).
+
+    Only the faces with a moved vertex are searched (bounded); where they cross, their
+    vertices go back toward the anchor (:func:`core.solid.untangle`). Returns the
+    float32-exact vertices, the crossing pairs left and whether that count is complete.
+    When the anchor itself crossed (the count is then not local), the whole surface is
+    counted once more: the report stays true on a surface that is no valid volume anyway.
+    """
+    v, anchor = _f32(vertices), _f32(anchor)
+    moved = np.any(v != anchor, axis=1)
+    if not moved.any():
+        return v, anchor_crossings, True
+    fixed, left = untangle(v, faces, anchor, rounds=20)
+    if 0 < left <= repair_limit(len(faces)):
+        # Faces that touch even where the anchor is (the anchor was checked at its own
+        # size, smaller than a thickened solid's): relaxed apart where they are.
+        fixed, left = untangle(fixed, faces, rounds=10)
+    out = _f32(fixed)
+    if left > repair_limit(len(faces)):
+        return out, left, False
+    if left == 0:
+        changed = np.any(out != fixed, axis=1)[faces].any(axis=1)
+        if changed.any():  # rounding to float32 moved a few repaired vertices: those faces again
+            left = _count(out, faces, changed)
+    if anchor_crossings or left:
+        left, complete = _count_all(out, faces)
+        return out, left, complete
+    return out, 0, True
 
 
 def _tangled(solid: Mesh) -> int:
@@ -784,10 +828,18 @@ def _grid_mesh(cloud: PointCloud, silhouette, intrinsics: Intrinsics, closed: bo
         )
     vertices = cloud.points.astype(np.float64)
     if closed:
+        n_points = len(vertices)
         vertices, faces, border = _split_pinches(vertices, faces)
         back, _ = _pushed_back(vertices, cloud, silhouette, intrinsics, thickness)
         n_front = len(vertices)
-        vertices, faces = _close_with_back(vertices, faces, back, border)
+        u, v = _project(vertices, intrinsics)
+        pixel = np.stack([np.rint(v), np.rint(u)], axis=1).astype(np.int64)
+        lean = _outward_lean(faces, border, pixel, np.arange(len(vertices)) >= n_points)
+        z = back[:, 2]
+        back = back.copy()
+        back[:, 0] += lean[:, 1] * z / intrinsics.fx
+        back[:, 1] += lean[:, 0] * z / intrinsics.fy
+        vertices, faces = _close_with_back(vertices, faces, back, border, pixel)
     front = np.arange(len(vertices)) < (n_front if closed else len(vertices))
     used = np.zeros(len(vertices), dtype=bool)
     used[faces.reshape(-1)] = True
@@ -795,6 +847,56 @@ def _grid_mesh(cloud: PointCloud, silhouette, intrinsics: Intrinsics, closed: bo
     mesh = Mesh(vertices, faces, np.zeros_like(vertices))
     mesh.front = front[used]  # the measured points (and their pinch copies): kept in place
     return mesh
+
+
+#: The back copy of a grid border vertex leans out of the silhouette by this many
+#: pixels (times 1 to 2, varying from pixel to pixel): see :func:`_outward_lean`.
+LEAN = 0.1
+
+
+def _outward_lean(faces, border, pixel, pinch) -> np.ndarray:
+    """(N, 2) image offset, (rows, columns), for the back copy of each grid vertex.
+
+    The walls of a closed grid stand on its border edges, each in the plane through
+    the camera centre of its edge's two pixel rays: along a straight stretch of
+    outline all of them lie in one plane, and faces a hair apart in one plane are
+    what float intersection tests (Open3D's too) get wrong. Each border vertex's back
+    copy therefore leans outward (away from the faces, along the mean of its two
+    border edges' outward normals) by :data:`LEAN` x (1 to 2) pixels, the factor
+    varying without a period along any line of pixels, so no two walls share a plane.
+    The front stays on its pixel rays; a leaned copy stays inside its own pixel
+    (at most 0.2 of a pixel out), and the walls of border edges with no pixel in
+    common stay apart in the image (they are at least 0.7 pixel apart there). Pinch
+    copies (:func:`_split_pinches`) are not leaned: their walls meet other walls at
+    that pixel.
+    """
+    src, dst = _half_edges(faces)
+    third = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]])
+    out = np.zeros((len(pixel), 2), dtype=np.float64)
+    a, b, c = src[border], dst[border], third[border]
+    if len(a) == 0:
+        return out
+    e = (pixel[b] - pixel[a]).astype(np.float64)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    normal = np.stack([e[:, 1], -e[:, 0]], axis=1)
+    inward = (pixel[c] - pixel[a]).astype(np.float64)
+    normal *= np.where(np.einsum("ij,ij->i", normal, inward) > 0, -1.0, 1.0)[:, None]
+    total = np.zeros_like(out)
+    np.add.at(total, a, normal)
+    np.add.at(total, b, normal)
+    # At the tip of a spike the two normals cancel: the tip leans along the spike.
+    along = np.zeros_like(out)
+    np.add.at(along, b, e)
+    np.add.at(along, a, -e)
+    length = np.linalg.norm(total, axis=1, keepdims=True)
+    spike = length[:, 0] < 0.5
+    total[spike] = along[spike]
+    length = np.linalg.norm(total, axis=1, keepdims=True)
+    on_border = (length[:, 0] > 0) & ~pinch
+    r, col = pixel[:, 0].astype(np.float64), pixel[:, 1].astype(np.float64)
+    factor = 1.0 + np.mod(0.6180339887 * r + 0.7548776662 * col, 1.0)
+    out[on_border] = (LEAN * factor[on_border, None] * total[on_border]) / length[on_border]
+    return out
 
 
 def _pushed_back(vertices, cloud, silhouette, intrinsics, thickness):
@@ -955,10 +1057,21 @@ def _split_fans(vertices: np.ndarray, faces: np.ndarray, selected: np.ndarray):
     return np.concatenate([vertices, copies]), new_faces
 
 
-def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None):
+def _close_with_back(
+    vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None, pixel=None
+):
     """Front faces, reversed back faces, and a wall of two triangles along each border edge.
 
     ``border``: the faces' border half-edges when already known (:func:`_split_pinches`).
+    ``pixel``: each vertex's (row, column), which picks each wall's diagonal (below).
+
+    Every wall lies in the plane through the camera centre spanned by its edge's two
+    pixel rays, so the walls of consecutive border edges along one image line (a
+    straight stretch of outline) lie in one plane. Their diagonals alternate along the
+    line (by the parity of the edge's first row, or column on a row) so that the two
+    wall quads of consecutive edges have all their triangles meet at one shared
+    vertex: neighbours, never a pair of vertex-disjoint triangles a hair apart in one
+    plane (which float tests, Open3D's among them, may call crossing).
     """
     n = len(vertices)
     src, dst = _half_edges(faces)
@@ -966,8 +1079,25 @@ def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, 
         border = _border_mask(src, dst)
     a, b = src[border], dst[border]
     # The wall takes b->a against the front's a->b and a'->b' against the reversed back's
-    # b'->a', so the closed surface is consistently wound (outward).
-    walls = np.concatenate([np.stack([b, a, a + n], axis=1), np.stack([b, a + n, b + n], axis=1)])
+    # b'->a', so the closed surface is consistently wound (outward). Its quad b, a, a',
+    # b' is split along b-a' or along a-b'.
+    if pixel is None:
+        other = np.zeros(len(a), dtype=bool)
+    else:
+        pa, pb = pixel[a], pixel[b]
+        along = np.where(
+            pa[:, 0] != pb[:, 0], np.minimum(pa[:, 0], pb[:, 0]), np.minimum(pa[:, 1], pb[:, 1])
+        )
+        other = (along % 2) == 1
+    x, y = ~other, other
+    walls = np.concatenate(
+        [
+            np.stack([b[x], a[x], a[x] + n], axis=1),
+            np.stack([b[x], a[x] + n, b[x] + n], axis=1),
+            np.stack([b[y], a[y], b[y] + n], axis=1),
+            np.stack([a[y], a[y] + n, b[y] + n], axis=1),
+        ]
+    )
     back_faces = faces[:, ::-1] + n
     return np.concatenate([vertices, back]), np.concatenate([faces, back_faces, walls])
 

@@ -27,6 +27,11 @@ TOUCH = 1e-4
 #: float test calls such near misses of thin faces crossings.
 NEAR = 2e-3
 
+#: Faces nearer each other than this share of the surface's size (and sharing no
+#: vertex) touch, and count as crossing: Open3D's test flags such near misses (one
+#: was 5e-6 of the object apart), and a valid volume should not hang on rounding.
+GAP = 1e-5
+
 #: Most cells a face is entered in: a face spanning more goes to a coarser level of
 #: cells (each three times the last), so the broad phase makes O(faces) entries.
 BIG_CELLS = 27
@@ -103,14 +108,16 @@ def crossing_pairs(
     tri = v[f]  # (M, 3, 3)
     # Boxes grown by a little more than the narrow test's margins (TOUCH, NEAR), so a
     # near miss counts whatever the rest of the mesh is.
-    grow = 5 * NEAR * (tri.max(axis=1) - tri.min(axis=1)).max(axis=1, keepdims=True)
+    span = float(np.max(v.max(axis=0) - v.min(axis=0))) if len(v) else 0.0
+    if not (span > 0 and np.isfinite(span)):
+        return none, True
+    grow = np.maximum(
+        5 * NEAR * (tri.max(axis=1) - tri.min(axis=1)).max(axis=1, keepdims=True), 2 * GAP * span
+    )
     lo = tri.min(axis=1) - grow
     hi = tri.max(axis=1) + grow
     extent = hi - lo
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        return none, True
-    span = float(np.max(v.max(axis=0) - v.min(axis=0))) if len(v) else 0.0
-    if not (span > 0):
         return none, True
     # A cell about as big as most faces: each face then sits in a few cells.
     cell = max(float(np.quantile(extent.max(axis=1), 0.9)), span * 1e-6)
@@ -293,12 +300,16 @@ def _triangles_cross(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
     """Whether closed triangles t1[i] and t2[i] ((K, 3, 3) each) have a point in common.
 
     Each pair is scaled to unit spread per axis, as Open3D does, and faces nearer
-    than :data:`TOUCH` and :data:`NEAR` count as touching: Open3D's float test calls
+    than :data:`TOUCH` and :data:`NEAR` count as touching, and so do faces within
+    :data:`GAP` x ``span`` (the surface's size) of each other: Open3D's float test calls
     some such near misses crossings, and a valid volume should not hang on rounding.
     """
+    gap = GAP * span
+    apart_real = _apart(t1, t2, gap) | _apart(t2, t1, gap)
     both = np.concatenate([t1, t2], axis=1)
     mu = both.mean(axis=1, keepdims=True)
     sigma = np.sqrt(((both - mu) ** 2).sum(axis=1, keepdims=True) / 5.0) + 1e-12
+    o1, o2 = t1, t2
     t1, t2 = (t1 - mu) / sigma, (t2 - mu) / sigma
     eps = TOUCH
     n1 = np.cross(t1[:, 1] - t1[:, 0], t1[:, 2] - t1[:, 0])
@@ -310,13 +321,13 @@ def _triangles_cross(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
         | np.all(d2 < -eps, axis=1)
         | np.all(d1 > eps, axis=1)
         | np.all(d1 < -eps, axis=1)
-    )
+    ) & apart_real
     out = np.zeros(len(t1), dtype=bool)
     todo = np.flatnonzero(~apart)
     if len(todo) == 0:
         return out
     t1, t2, n1, n2 = t1[todo], t2[todo], n1[todo], n2[todo]
-    d1, d2 = d1[todo], d2[todo]
+    d1, d2, o1, o2 = d1[todo], d2[todo], o1[todo], o2[todo]
     coplanar = np.all(np.abs(d2) <= eps, axis=1) | np.all(np.abs(d1) <= eps, axis=1)
     hit = np.zeros(len(todo), dtype=bool)
     for k in range(3):
@@ -324,13 +335,69 @@ def _triangles_cross(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
         hit |= _edge_meets(t2[:, k], t2[:, (k + 1) % 3], d2[:, k], d2[:, (k + 1) % 3], t1, n1, eps)
     if coplanar.any():
         hit[coplanar] = _coplanar_overlap(t1[coplanar], t2[coplanar], n1[coplanar], eps)
-    # Faces in nearly one plane, each touching the other's plane (Moeller's margin
-    # is 1e-6): Open3D's interval test is unreliable there (its line of intersection
-    # is ill-defined) and often reports a crossing, so such pairs are not left in a
-    # valid volume either.
-    hit |= np.all(np.abs(d2) <= 5e-6, axis=1) & np.all(np.abs(d1) <= 5e-6, axis=1)
+    # Faces that do not cross but come within GAP of the surface's size touch.
+    near = np.flatnonzero(~hit)
+    if len(near):
+        hit[near] = _triangle_distance(o1[near], o2[near]) <= gap
     out[todo] = hit
     return out
+
+
+def _apart(t1: np.ndarray, t2: np.ndarray, gap: float) -> np.ndarray:
+    """Whether all of t2[i]'s corners lie more than ``gap`` on one side of t1[i]'s plane."""
+    n = np.cross(t1[:, 1] - t1[:, 0], t1[:, 2] - t1[:, 0])
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-300
+    h = np.einsum("kij,kj->ki", t2 - t1[:, :1], n)
+    return np.all(h > gap, axis=1) | np.all(h < -gap, axis=1)
+
+
+def _triangle_distance(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
+    """Least distance between triangles t1[i] and t2[i] that do not cross ((K, 3, 3) each):
+    the least of each corner's distance to the other triangle and each edge pair's."""
+    best = np.full(len(t1), np.inf)
+    for a, b in ((t1, t2), (t2, t1)):
+        for k in range(3):
+            best = np.minimum(best, _point_triangle(a[:, k], b))
+    for i in range(3):
+        for j in range(3):
+            best = np.minimum(
+                best, _segments(t1[:, i], t1[:, (i + 1) % 3], t2[:, j], t2[:, (j + 1) % 3])
+            )
+    return best
+
+
+def _point_triangle(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Distance from p[i] to the plane of tri[i] where it projects inside, else infinity
+    (the edges' distances are the segments' case)."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    n = np.cross(b - a, c - a)
+    length = np.linalg.norm(n, axis=1)
+    ok = length > 0
+    n = n / np.where(ok, length, 1.0)[:, None]
+    h = np.einsum("ij,ij->i", p - a, n)
+    q = p - h[:, None] * n
+    inside = ok.copy()
+    for u, v in ((a, b), (b, c), (c, a)):
+        inside &= np.einsum("ij,ij->i", np.cross(v - u, q - u), n) >= 0
+    return np.where(inside, np.abs(h), np.inf)
+
+
+def _segments(p1, q1, p2, q2) -> np.ndarray:
+    """Least distance between segments p1[i]-q1[i] and p2[i]-q2[i] (Ericson, 5.1.9)."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a = np.einsum("ij,ij->i", d1, d1)
+    e = np.einsum("ij,ij->i", d2, d2)
+    f = np.einsum("ij,ij->i", d2, r)
+    c = np.einsum("ij,ij->i", d1, r)
+    b = np.einsum("ij,ij->i", d1, d2)
+    denom = a * e - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(denom > 1e-300, np.clip((b * f - c * e) / denom, 0, 1), 0.0)
+        t = np.where(e > 1e-300, (b * s + f) / e, 0.0)
+        s = np.where(t < 0, np.where(a > 1e-300, np.clip(-c / a, 0, 1), 0.0), s)
+        s = np.where(t > 1, np.where(a > 1e-300, np.clip((b - c) / a, 0, 1), 0.0), s)
+        t = np.clip(t, 0, 1)
+    return np.linalg.norm(p1 + d1 * s[:, None] - (p2 + d2 * t[:, None]), axis=1)
 
 
 def _edge_meets(s, e, ds, de, tri, n, eps) -> np.ndarray:
