@@ -216,6 +216,7 @@ def reconstruct_surface(
     # where they cross (core.solid.untangle, bounded): no step searches the whole mesh
     # again, except decimation, whose faces are new.
     counted = True
+    by_construction = closed and (method == "grid" or solid is None) and not smooth
     fresh = anchor is None  # (else the anchor is the surface before stretching it)
     if fresh:
         anchor = mesh.vertices
@@ -244,15 +245,11 @@ def reconstruct_surface(
     if target_faces is not None and mesh.n_faces > target_faces:
         report(0.85, "Simplifying")
         mesh = _decimate(mesh, target_faces)
+        by_construction = False
         if closed:
             # New faces: counted once, and relaxed apart where decimation folded them.
-            vertices, anchor_crossings = untangle(_f32(mesh.vertices), mesh.faces)
+            relaxed, anchor_crossings = untangle(_f32(mesh.vertices), mesh.faces, float32=True)
             counted = anchor_crossings <= repair_limit(len(mesh.faces))
-            relaxed = _f32(vertices)
-            if counted and anchor_crossings == 0:
-                changed = np.any(relaxed != vertices, axis=1)[mesh.faces].any(axis=1)
-                anchor_crossings = _count(relaxed, mesh.faces, changed) if changed.any() else 0
-                counted = anchor_crossings <= repair_limit(len(mesh.faces))
             mesh = Mesh(relaxed, mesh.faces, mesh.colors)
             anchor = relaxed
         if closed and not is_closed(mesh.faces):
@@ -271,7 +268,9 @@ def reconstruct_surface(
         if counted:
             vertices, anchor_crossings, counted = _settle(vertices, faces, anchor, anchor_crossings)
         vertices = _f32(vertices)
-        volume = volume_report(vertices, faces, pairs=anchor_crossings, counted=counted)
+        # (one fan of faces around each vertex: by construction on the untouched grid)
+        fans = True if by_construction else None
+        volume = volume_report(vertices, faces, pairs=anchor_crossings, counted=counted, fans=fans)
         if is_closed(faces) and not volume["valid"]:
             info["warnings"].append(_invalid_volume_warning(volume))
     colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
@@ -296,13 +295,7 @@ def _cleaned(vertices: np.ndarray, faces: np.ndarray, keep=None) -> tuple[np.nda
     Returns float32-exact vertices and the crossing pairs left, counted on those values
     (where the relaxation moved vertices; the rest was counted before).
     """
-    raw = _f32(vertices)
-    clean, left = untangle(raw, faces, rounds=20, keep=keep)
-    clean = _f32(clean)
-    moved = np.any(clean != raw, axis=1)[faces].any(axis=1)
-    if moved.any() and left <= repair_limit(len(faces)):
-        left = _count(clean, faces, moved)
-    return clean, left
+    return untangle(_f32(vertices), faces, rounds=20, keep=keep, float32=True)
 
 
 def _count(vertices: np.ndarray, faces: np.ndarray, active=None) -> int:
@@ -331,18 +324,13 @@ def _settle(vertices, faces, anchor, anchor_crossings: int) -> tuple[np.ndarray,
     moved = np.any(v != anchor, axis=1)
     if not moved.any():
         return v, anchor_crossings, True
-    fixed, left = untangle(v, faces, anchor, rounds=20)
+    out, left = untangle(v, faces, anchor, rounds=20, float32=True)
     if 0 < left <= repair_limit(len(faces)):
         # Faces that touch even where the anchor is (the anchor was checked at its own
         # size, smaller than a thickened solid's): relaxed apart where they are.
-        fixed, left = untangle(fixed, faces, rounds=10)
-    out = _f32(fixed)
+        out, left = untangle(out, faces, rounds=10, float32=True)
     if left > repair_limit(len(faces)):
         return out, left, False
-    if left == 0:
-        changed = np.any(out != fixed, axis=1)[faces].any(axis=1)
-        if changed.any():  # rounding to float32 moved a few repaired vertices: those faces again
-            left = _count(out, faces, changed)
     if anchor_crossings or left:
         left, complete = _count_all(out, faces)
         return out, left, complete
@@ -640,8 +628,11 @@ def closed_poisson(
         )
     if is_closed(mesh.faces):
         # Poisson leaves slivers that touch or cross their neighbours here and there:
-        # relaxed once here, the solid is the clean anchor of every later step.
-        clean, left = _cleaned(mesh.vertices, mesh.faces)
+        # relaxed once here, the solid is the clean anchor of every later step. Its rim
+        # is slid into the silhouette first (as the result will be), so that this one
+        # search of the whole surface covers that step too.
+        inside = _keep_inside(mesh.vertices, silhouette, intrinsics)
+        clean, left = _cleaned(inside, mesh.faces)
         mesh = Mesh(clean, mesh.faces, mesh.colors)
         mesh.crossings = left
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)

@@ -452,6 +452,7 @@ def untangle(
     *,
     rounds: int = 10,
     keep: np.ndarray | None = None,
+    float32: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Vertices moved so that no two faces cross; returns them and the crossing pairs left.
 
@@ -464,7 +465,9 @@ def untangle(
     neighbours' mean, with a jitter (a local relaxation, which unfolds the slivers
     and small folds Poisson and decimation leave). Only faces near moved vertices
     are checked again. ``keep``: a bool mask of vertices the relaxation leaves where they
-    are (measured points), while it can fix the crossings without them.
+    are (measured points), while it can fix the crossings without them. ``float32``: the
+    positions it moves are rounded to float32 before they are checked (the values a mesh
+    file keeps), so the count returned holds for the surface as written.
     """
     v = np.array(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
@@ -522,6 +525,8 @@ def untangle(
             # (drawn from each vertex's own position, not its number: Poisson numbers its
             # output differently from run to run, and the same surface must come out)
             v[region] += 0.01 * step * _jitter(v[region], r)
+        if float32:
+            v[region] = v[region].astype(np.float32)
         # A pair can only have started (or stopped) crossing where one of its faces moved
         # now; pairs of faces that did not move still cross and are kept.
         active = region[faces].any(axis=1)
@@ -541,7 +546,12 @@ def untangle(
 
 
 def volume_report(
-    vertices: np.ndarray, faces: np.ndarray, *, pairs: int | None = None, counted: bool = True
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    *,
+    pairs: int | None = None,
+    counted: bool = True,
+    fans: bool | None = None,
 ) -> dict:
     """Whether (vertices, faces) is a valid volume, and why not.
 
@@ -551,7 +561,8 @@ def volume_report(
     face pairs; ``pairs`` when already counted, ``counted`` False when that is only a lower
     bound), ``self_intersections_counted`` (False: the count stopped at
     :func:`repair_limit` or at the search's work budget: there are at least that many) and
-    ``valid``: all of them hold.
+    ``valid``: all of them hold. ``fans``: True when one fan around every vertex is known
+    by construction (the depth grid's solid), so it is not checked again.
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
@@ -576,7 +587,7 @@ def volume_report(
     oriented = bool(np.all(directed[1:] != directed[:-1]))
     out["closed"] = closed
     out["oriented"] = closed and oriented
-    out["vertex_manifold"] = closed and _one_fan_each(f, n)
+    out["vertex_manifold"] = closed and (bool(fans) if fans is not None else _one_fan_each(f, n))
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     out["volume"] = float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
     if pairs is None:
