@@ -79,13 +79,13 @@ def test_reconstruct_gives_the_photo_coloured_mesh_and_its_camera(
     cam = bpy.data.objects["toy Camera"]
     samples = np.random.default_rng(0).choice(len(mesh.vertices), 300, replace=False)
     rows_cols = pixels_seen_by_camera(obj, cam, samples)
-    # Grid vertices sit on pixel centres, but for the few the valid-volume repair moved
-    # where the random network's depth folds the solid (core.solid.untangle).
-    centred = np.abs(rows_cols - np.rint(rows_cols)).max(axis=1) < 0.01
-    assert centred.mean() >= 0.95, centred.mean()
-    r, c = np.rint(rows_cols[centred]).astype(int).T
+    # Grid vertices sit on pixel centres; only the back copies of border vertices lean
+    # out, by at most 0.2 pixel (core.meshing._outward_lean), and keep their pixel's colour.
+    off = np.abs(rows_cols - np.rint(rows_cols)).max(axis=1)
+    assert off.max() < 0.201 and (off < 0.01).mean() >= 0.9, (off.max(), (off < 0.01).mean())
+    r, c = np.rint(rows_cols).astype(int).T
     np.testing.assert_array_equal(
-        np.rint(colors(mesh)[samples[centred]] * 255).astype(int), rgb[r, c].astype(int)
+        np.rint(colors(mesh)[samples] * 255).astype(int), rgb[r, c].astype(int)
     )
 
     # The material shows the photo texture (tests/blender/test_texture.py), the colour
