@@ -628,11 +628,9 @@ def closed_poisson(
         )
     if is_closed(mesh.faces):
         # Poisson leaves slivers that touch or cross their neighbours here and there:
-        # relaxed once here, the solid is the clean anchor of every later step. Its rim
-        # is slid into the silhouette first (as the result will be), so that this one
-        # search of the whole surface covers that step too.
-        inside = _keep_inside(mesh.vertices, silhouette, intrinsics)
-        clean, left = _cleaned(inside, mesh.faces)
+        # relaxed once here, the solid is the clean anchor of every later step (its rim
+        # is slid into the silhouette at the end: sliding a noisy rim first folds it).
+        clean, left = _cleaned(mesh.vertices, mesh.faces)
         mesh = Mesh(clean, mesh.faces, mesh.colors)
         mesh.crossings = left
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)
