@@ -328,7 +328,7 @@ def _settle(vertices, faces, anchor, anchor_crossings: int) -> tuple[np.ndarray,
     if 0 < left <= repair_limit(len(faces)):
         # Faces that touch even where the anchor is (the anchor was checked at its own
         # size, smaller than a thickened solid's): relaxed apart where they are.
-        out, left = untangle(out, faces, rounds=10, float32=True)
+        out, left = untangle(out, faces, rounds=20, float32=True)
     if left > repair_limit(len(faces)):
         return out, left, False
     if anchor_crossings or left:
