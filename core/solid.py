@@ -297,6 +297,15 @@ def _grid_pairs(ids, first, last, box_lo, box_hi, active, need, search) -> None:
 
 
 def _triangles_cross(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
+    """Whether triangles t1[i] and t2[i] ((K, 3, 3) each) meet (:func:`_meet`), or Open3D's
+    float test says they cross: it calls some nearly coplanar faces lying side by side
+    crossing, and a user's check must agree with the report (:mod:`core.tritri`)."""
+    from .tritri import open3d_flags
+
+    return _meet(t1, t2, span) | open3d_flags(t1, t2)
+
+
+def _meet(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
     """Whether closed triangles t1[i] and t2[i] ((K, 3, 3) each) have a point in common.
 
     Each pair is scaled to unit spread per axis, as Open3D does, and faces nearer
@@ -489,14 +498,24 @@ def untangle(
     n = len(v)
     src = faces.reshape(-1)
     nbr = np.roll(faces, 1, axis=1).reshape(-1)
+    span = float(np.ptp(v, axis=0).max()) if len(v) else 0.0
     for r in range(rounds):
+        pairs = np.asarray(pairs).reshape(-1, 2)
+        # Pairs that only Open3D's rounding noise calls crossing (nearly coplanar faces
+        # side by side): one face of each is lifted off the other's plane by a thousandth
+        # of its size. The others are repaired as they are below.
+        noise = ~_meet(v[faces[pairs[:, 0]]], v[faces[pairs[:, 1]]], span)
+        real = pairs[~noise]
+        nudged = _nudge(v, faces, pairs[noise, 1], r) if noise.any() else np.zeros(n, bool)
         region = np.zeros(n, dtype=bool)
-        region[faces[np.unique(pairs)].reshape(-1)] = True
+        region[faces[np.unique(real)].reshape(-1)] = True
         # and rings of neighbours, growing each round
         for _ in range(1 + r):
             region[faces[region[faces].any(axis=1)].reshape(-1)] = True
         back = region & np.any(v != anchor, axis=1) if anchor is not None else region[:0]
-        if back.any():
+        if len(real) == 0:
+            region = nudged
+        elif back.any():
             # All the way back in the region, then two rings part of the way, so the
             # fix fades out instead of making a step that crosses something else.
             weight = region.astype(np.float64)
@@ -510,7 +529,7 @@ def untangle(
         else:
             # relaxation stays local: the crossing faces and one ring, not a growing area
             region = np.zeros(n, dtype=bool)
-            region[faces[np.unique(pairs)].reshape(-1)] = True
+            region[faces[np.unique(real)].reshape(-1)] = True
             region[faces[region[faces].any(axis=1)].reshape(-1)] = True
             if keep is not None and (region & ~keep).any() and r < rounds // 2:
                 region &= ~keep  # first try without moving the kept vertices
@@ -525,6 +544,7 @@ def untangle(
             # (drawn from each vertex's own position, not its number: Poisson numbers its
             # output differently from run to run, and the same surface must come out)
             v[region] += 0.01 * step * _jitter(v[region], r)
+        region |= nudged
         if float32:
             v[region] = v[region].astype(np.float32)
         # A pair can only have started (or stopped) crossing where one of its faces moved
@@ -658,6 +678,24 @@ def _near_active(lo, extent, active, cell) -> np.ndarray:
     marked = np.unique((seeds[:, None] + shift[None, :]).reshape(-1))
     pos = np.clip(np.searchsorted(marked, key), 0, len(marked) - 1)
     return np.flatnonzero((marked[pos] == key) | ~small)
+
+
+def _nudge(v: np.ndarray, faces: np.ndarray, which: np.ndarray, salt: int) -> np.ndarray:
+    """Faces ``which`` moved along their normals by a thousandth of their longest edge, up
+    or down as each position's hash says (in place); returns the vertices moved."""
+    which = np.unique(which)
+    tri = v[faces[which]]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-300
+    edge = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+    sign = np.sign(_jitter(tri.mean(axis=1), salt)[:, 0]) + (tri.mean(axis=1)[:, 0] == 0)
+    step = (1e-3 * edge * sign)[:, None] * normal
+    moved = np.zeros(len(v), dtype=bool)
+    for k in range(3):
+        idx = faces[which, k]
+        np.add.at(v, idx, step / 3.0)
+        moved[idx] = True
+    return moved
 
 
 def _jitter(points: np.ndarray, salt: int) -> np.ndarray:

@@ -335,32 +335,45 @@ AGREEMENT = {
 def test_our_report_says_what_open3d_says(name, path):
     """Valid exactly when Open3D says watertight; our count of crossing pairs, 0, is its count.
 
-    One known exception: smoothing or decimating the grid of a flat object (a box, a
-    chair's seat) leaves faces in one plane, a pixel apart; rounded to float32 their
-    corners are 1e-9 off each other's plane, and Open3D's float test then calls an odd
-    pair of them crossing (its line of intersection of two nearly parallel planes is
-    noise). Those pairs are checked to be just that: coplanar and far apart.
+    That includes the pairs Open3D's float test calls crossing although they only lie
+    side by side, nearly coplanar (a smoothed or decimated grid of a flat object, rounded
+    to float32): the search asks the same test (core.tritri) and the repair moves them.
     """
-    from core.solid import _triangle_distance
-
     mesh, info = solid(name, **AGREEMENT[path])
     v = np.asarray(mesh.vertices, dtype=np.float32).astype(np.float64)
     m = o3d_mesh(v, mesh.faces)
-    theirs = np.asarray(m.get_self_intersecting_triangles())
     assert info["watertight"] and info["self_intersections"] == 0
     assert len(intersecting_pairs(mesh.vertices, mesh.faces)) == 0
-    if path in ("grid smoothed", "grid decimated") and name in ("box", "chair") and len(theirs):
-        t1, t2 = v[mesh.faces[theirs[:, 0]]], v[mesh.faces[theirs[:, 1]]]
-        n1 = np.cross(t1[:, 1] - t1[:, 0], t1[:, 2] - t1[:, 0])
-        n2 = np.cross(t2[:, 1] - t2[:, 0], t2[:, 2] - t2[:, 0])
-        cos = np.abs(np.einsum("ij,ij->i", n1, n2)) / (
-            np.linalg.norm(n1, axis=1) * np.linalg.norm(n2, axis=1)
-        )
-        size = np.ptp(v, axis=0).max()
-        assert cos.min() > 1 - 1e-6
-        assert _triangle_distance(t1, t2).min() > 1e-3 * size
-        return
-    assert m.is_watertight() and len(theirs) == 0
+    assert m.is_watertight() and len(np.asarray(m.get_self_intersecting_triangles())) == 0
+
+
+def test_open3d_s_float_test_is_answered_as_open3d_answers_it():
+    """core.tritri gives Open3D's own answer pair by pair, also on the nearly coplanar
+    pairs where that answer is noise (side by side in one plane, float32-rounded)."""
+    from core.tritri import open3d_flags
+
+    rng = np.random.default_rng(1)
+    n = 1500
+    general = (rng.normal(size=(n, 3, 3)), rng.normal(size=(n, 3, 3)) * 0.7 + 0.3)
+    flat = np.concatenate(
+        [rng.uniform(0, 1e-3, (n, 6, 2)), 0.5 + rng.normal(0, 3e-8, (n, 6, 1))], axis=2
+    )
+    normal = rng.normal(size=(n, 1, 3))
+    t1 = rng.normal(size=(n, 1, 3))
+    t1 -= (t1 * normal).sum(-1, keepdims=True) / (normal**2).sum(-1, keepdims=True) * normal
+    t2 = np.cross(normal, t1)
+    c = rng.uniform(0, 1e-3, (n, 6, 2))
+    tilted = 0.7 + c[..., :1] * t1 + c[..., 1:] * t2 + rng.normal(0, 1e-9, (n, 6, 3))
+    for p, q in (general, (flat[:, :3], flat[:, 3:]), (tilted[:, :3], tilted[:, 3:])):
+        verts = np.concatenate([p, q], axis=1).reshape(-1, 3)
+        m = o3d_mesh(verts, np.arange(6 * n).reshape(-1, 3))
+        theirs = np.zeros(n, dtype=bool)
+        for a, b in np.asarray(m.get_self_intersecting_triangles()):
+            if a // 2 == b // 2:
+                theirs[a // 2] = True
+        ours = open3d_flags(p, q)
+        assert 0.1 * n < theirs.sum() < 0.9 * n  # both answers occur
+        assert (ours != theirs).sum() <= 0.002 * n  # an unstable pair or two may round apart
 
 
 def test_faces_that_touch_count_as_crossing():
