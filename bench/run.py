@@ -57,10 +57,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-blender", action="store_true", help="skip the Blender import timing")
     parser.add_argument(
         "--only",
-        choices=["texture", "memory"],
+        choices=["texture", "memory", "shape"],
         help="run one section on its own: texture = colour fidelity and cost of the photo "
         "texture (bench/texture.py; writes docs/texture-benchmark.md); memory = peak RSS, "
-        "48-MP vs 640-px JPEG (printed)",
+        "48-MP vs 640-px JPEG (printed); shape = whole-object scores, hidden side included, "
+        "inflated vs the shape prior (bench/shape.py; printed, --quick for three small scenes)",
     )
     args, rest = parser.parse_known_args(argv)
     if args.only == "texture":
@@ -72,6 +73,13 @@ def main(argv=None) -> int:
         if args.json:
             forward.append(f"--json={args.json}")
         return texture.main(forward + rest)
+    if args.only == "shape":
+        from bench import shape
+
+        forward = ["--quick"] if args.quick else []
+        if args.json:
+            forward.append(f"--json={args.json}")
+        return shape.main(forward + rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.only == "memory":

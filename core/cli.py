@@ -260,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="depth of the hidden back as a share of the object's width (default: from the silhouette)",
     )
+    g.add_argument(
+        "--shape",
+        choices=("auto", "revolve", "inflate"),
+        default="auto",
+        help="hidden side of a closed solid: auto (default) turns the visible surface about "
+        "its axis when the object is a surface of revolution (a bottle, can, cup, vase), "
+        "else inflates the outline; revolve or inflate force one",
+    )
     g.add_argument("--target-faces", type=int, metavar="N", help="decimate to about N faces")
     g.add_argument("--smooth", type=int, default=0, metavar="N", help="Taubin smoothing iterations")
     g.add_argument(
@@ -314,6 +322,7 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
         open=a.open,
         poisson_depth=a.poisson_depth,
         thickness=a.thickness,
+        shape=a.shape,
         target_faces=a.target_faces,
         smooth=a.smooth,
         cache=not a.no_cache,

@@ -147,3 +147,94 @@ def score(mesh: Mesh, scene) -> dict:
         "color_error": color_error(mesh, scene.rgb, scene.mask, scene.intrinsics),
         "faces": mesh.n_faces,
     }
+
+
+#: The whole-object score counts a point as matched within this share of the diagonal.
+WHOLE_SHARE = 0.02
+
+
+def whole_object_score(
+    mesh: Mesh, scene, *, share: float = WHOLE_SHARE, samples: int = 20_000, seed: int = 0
+) -> dict:
+    """Precision, recall and F-score of ``mesh`` against the scene's FULL object surface.
+
+    Both surfaces are sampled uniformly by area. Precision: share of the mesh's samples
+    within ``share`` x the diagonal of the object's surface; recall: share of the
+    object's samples within that of the mesh; ``hidden_recall``: recall over the object's
+    samples the camera does not see (the hidden half that a single photo must guess).
+    """
+    tolerance = share * scene.diagonal
+    if mesh.n_faces == 0:
+        return {"precision": 0.0, "recall": 0.0, "f_score": 0.0, "hidden_recall": 0.0}
+    ours = sample_surface(mesh, samples, seed=seed)
+    truth = sample_surface(scene.mesh, samples, seed=seed + 1)
+    precision = float(np.mean(surface_distance(scene.mesh, ours) <= tolerance))
+    near = surface_distance(mesh, truth) <= tolerance
+    recall = float(np.mean(near))
+    hidden = ~_seen_from_camera(scene.mesh, truth, tolerance * 0.25)
+    f = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f_score": float(f),
+        "hidden_recall": float(np.mean(near[hidden])) if hidden.any() else float("nan"),
+    }
+
+
+def _seen_from_camera(mesh: Mesh, points: np.ndarray, slack: float) -> np.ndarray:
+    """Whether the ray from the camera (the origin) to each point first hits near it."""
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(np.ascontiguousarray(mesh.vertices, dtype=np.float32)),
+        o3d.core.Tensor(np.ascontiguousarray(mesh.faces, dtype=np.uint32)),
+    )
+    dist = np.linalg.norm(points, axis=1)
+    dirs = points / dist[:, None]
+    rays = np.concatenate([np.zeros_like(dirs), dirs], axis=1).astype(np.float32)
+    hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    return hit >= dist - slack
+
+
+def network_like_depth(
+    depth: np.ndarray,
+    mask: np.ndarray,
+    *,
+    relief_error: float = 0.15,
+    noise: float = 0.002,
+    blur_px: float = 2.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """``depth`` corrupted the way a monocular depth network errs, for benchmarks.
+
+    The object's relief (its depth about its median) is stretched unevenly by a smooth
+    field of up to about ``relief_error``, Gaussian noise of ``noise`` x the depth is
+    added per pixel, and the edges are blurred over ``blur_px`` pixels into a background
+    behind the object (networks smear depth across silhouettes). The median depth is
+    kept: a wrong overall scale moves the whole object, which no shape score can tell
+    from a wrong shape. 0 stays 0 off the mask.
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    depth = np.asarray(depth, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    h, w = depth.shape
+    if not mask.any():
+        return depth.astype(np.float32)
+    inside = depth[mask]
+    median = float(np.median(inside))
+    # A smooth field: a few random low-frequency waves across the image.
+    rows, cols = np.mgrid[0:h, 0:w] / max(h, w)
+    field = np.zeros((h, w))
+    for _ in range(3):
+        fx, fy = rng.uniform(0.5, 2.0, size=2)
+        phase = rng.uniform(0, 2 * np.pi)
+        field += np.sin(2 * np.pi * (fx * cols + fy * rows) + phase)
+    field *= relief_error / 3.0
+    full = np.where(mask, median + (depth - median) * (1.0 + field), float(inside.max()) * 1.25)
+    if blur_px > 0:
+        full = cv2.GaussianBlur(full, (0, 0), blur_px)
+    full = full * (1.0 + noise * rng.standard_normal((h, w)))
+    return np.where(mask, full, 0.0).astype(np.float32)

@@ -13,6 +13,7 @@ from .camera import Intrinsics
 from .errors import InputError, OptionError
 from .mesh import Mesh
 from .pointcloud import MIN_POINTS, PointCloud, default_edge_threshold, grid_normals
+from .solid import crossing_pairs, repair_limit, untangle, volume_report
 
 METHODS = ("poisson", "grid")
 
@@ -44,6 +45,7 @@ def reconstruct_surface(
     threads: int | None = None,
     progress: Progress | None = None,
     solids: dict | None = None,
+    shape: str = "auto",
 ) -> tuple[Mesh, dict]:
     """Build the object's surface from ``cloud``; returns the mesh (camera frame) and facts about it.
 
@@ -70,14 +72,14 @@ def reconstruct_surface(
     mask = np.asarray(mask).astype(bool)
     rgb = np.asarray(rgb)
     expected = cloud.valid.shape
-    for name, shape in (
+    for name, got in (
         ("mask", mask.shape),
         ("photo", rgb.shape[:2]),
         ("depth map", np.shape(depth)),
     ):
-        if tuple(shape) != expected:
+        if tuple(got) != expected:
             raise InputError(
-                f"The {name} is {_size(shape)} but the point cloud comes from a "
+                f"The {name} is {_size(got)} but the point cloud comes from a "
                 f"{expected[1]}x{expected[0]} image."
             )
     if rgb.ndim != 3 or rgb.shape[2] < 3:
@@ -92,6 +94,13 @@ def reconstruct_surface(
     info: dict = {"method": method, "closed": bool(closed), "warnings": []}
     # The silhouette that bounds the result: the mask where it holds the points, else the points.
     silhouette = mask | cloud.valid
+    anchor = None
+    anchor_crossings = None  # crossing pairs left in the anchor; None: not counted
+    solid = None
+    # The closed surface crosses itself beyond repair (core.solid.repair_limit): no step
+    # tries to repair it again, it is counted once and reported as not a valid volume.
+    # (the crossing pairs found, at least; 0: repairable)
+    tangled = 0
 
     if method == "grid":
         report(0.1, "Triangulating the depth grid")
@@ -102,21 +111,89 @@ def reconstruct_surface(
     else:
         level = poisson_depth if poisson_depth is not None else choose_poisson_depth(len(cloud))
         if closed:
+            back = None
+            if shape != "inflate" and (thickness is None or shape == "revolve"):
+                from .shape_prior import choose_back
+
+                report(0.05, "Looking for a surface of revolution")
+                fit, why = choose_back(shape, cloud, silhouette, intrinsics)
+                info["shape"] = (
+                    "revolve" if fit is not None and why.startswith("revolve") else "inflate"
+                )
+                info["shape_note"] = why
+                if fit is not None:
+                    info["shape_fit"] = dict(fit.quality)
+                if info["shape"] == "revolve":
+                    back = _revolved_back(fit, cloud, intrinsics)
+                    if thickness is not None:
+                        info["warnings"].append(
+                            "The thickness is ignored: the hidden side was made by turning "
+                            "the visible surface about its axis (--shape revolve)."
+                        )
+                        thickness = None
+            else:
+                info["shape"] = "inflate"
+                info["shape_note"] = (
+                    "inflate (asked)" if shape == "inflate" else ("inflate (a thickness was given)")
+                )
             solid, scale, used, reused = closed_poisson(
-                cloud, silhouette, intrinsics, level, threads, report, solids
+                cloud, silhouette, intrinsics, level, threads, report, solids, back=back
             )
+            if back is not None and (solid is None or _tangled(solid)):
+                # The turned surface gave Poisson no closed solid (or one crossing itself
+                # beyond repair): inflate as before.
+                info["shape"] = "inflate"
+                info["shape_note"] = "inflate (the turned surface gave no closed solid)"
+                solid, scale, used, reused = closed_poisson(
+                    cloud, silhouette, intrinsics, level, threads, report, solids
+                )
             info["poisson_reused"] = reused
-            if solid is None:
+            if solid is not None and _tangled(solid):
+                # Far too many crossings to repair (noise, not a fold): the depth grid is
+                # tried once instead; when it is no valid volume either, the Poisson solid stays and
+                # is reported as not a valid volume.
+                # (valid by construction: see _close_with_back)
+                grid = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
+                info["warnings"].append(
+                    "Poisson's closed surface crossed itself too often to repair, so the "
+                    "solid was built from the depth grid instead."
+                )
+                solid, thickness = None, None
+                mesh = grid
+                anchor, anchor_crossings, tangled = _f32(grid.vertices), 0, 0
+            if solid is None and anchor is None:
                 info["warnings"].append(
                     "Poisson gave no closed surface for these points, so the solid was built "
                     "from the depth grid instead."
                 )
                 mesh = _grid_mesh(cloud, silhouette, intrinsics, True, thickness)
+            elif solid is None:
+                pass  # the depth grid, made above
             elif thickness is None:
                 mesh = solid
+                tangled = _tangled(solid)
             else:
                 report(0.75, "Setting the thickness")
                 mesh = _stretched(solid, cloud, silhouette, intrinsics, thickness)
+                # Folds the stretch makes are relaxed where they are: going back to the
+                # solid before stretching would undo the thickness asked for there (the
+                # deepest point of a sphere came back 8% too deep). Only where relaxing
+                # leaves crossings is the unstretched solid the anchor.
+                stretched, left = _cleaned(mesh.vertices, mesh.faces)
+                if left == 0:
+                    # each vertex back onto its own ray (it keeps its pixel), then counted
+                    ray = _f32(mesh.vertices)
+                    along = np.einsum("ij,ij->i", stretched, ray) / np.einsum("ij,ij->i", ray, ray)
+                    stretched = _f32(ray * along[:, None])
+                    moved = np.any(stretched != ray, axis=1)[mesh.faces].any(axis=1)
+                    left = _count(stretched, mesh.faces, moved)
+                if left == 0:
+                    mesh = Mesh(stretched, mesh.faces, mesh.colors)
+                    anchor, anchor_crossings = stretched, 0
+                else:
+                    anchor = solid.vertices
+                    anchor_crossings = getattr(solid, "crossings", None)
+                    tangled = _tangled(solid)
         else:
             scale = poisson_scale(level)
             known = solids.get(("open", level)) if solids is not None else None
@@ -133,12 +210,48 @@ def reconstruct_surface(
         info["poisson_scale"] = scale
         info["points_used"] = used
 
+    # The surface as meshed, before any step that moves its vertices, and the crossing
+    # pairs it has (counted once, or none by construction). Each later step counts only
+    # the faces whose vertices it moved and sends those back toward the surface before it
+    # where they cross (core.solid.untangle, bounded): no step searches the whole mesh
+    # again, except decimation, whose faces are new.
+    counted = True
+    by_construction = closed and (method == "grid" or solid is None) and not smooth
+    fresh = anchor is None  # (else the anchor is the surface before stretching it)
+    if fresh:
+        anchor = mesh.vertices
+        if closed and (method == "grid" or solid is None):
+            # The depth grid's solid crosses nowhere by construction (_close_with_back).
+            anchor_crossings = 0
+        elif solid is not None:
+            anchor_crossings = getattr(solid, "crossings", None)
+    if closed:
+        anchor = _f32(anchor)
+        if tangled:
+            anchor_crossings, counted = tangled, False
+        elif anchor_crossings is None:  # not counted yet
+            anchor_crossings, counted = _count_all(anchor, mesh.faces)
+        if fresh:
+            mesh = Mesh(anchor, mesh.faces, mesh.colors)
     if smooth > 0:
         report(0.8, "Smoothing")
         mesh = _taubin(mesh, smooth)
+        if closed and counted:
+            vertices, anchor_crossings, counted = _settle(
+                mesh.vertices, mesh.faces, anchor, anchor_crossings
+            )
+            mesh = Mesh(vertices, mesh.faces, mesh.colors)
+            anchor = vertices
     if target_faces is not None and mesh.n_faces > target_faces:
         report(0.85, "Simplifying")
         mesh = _decimate(mesh, target_faces)
+        by_construction = False
+        if closed:
+            # New faces: counted once, and relaxed apart where decimation folded them.
+            relaxed, anchor_crossings = untangle(_f32(mesh.vertices), mesh.faces, float32=True)
+            counted = anchor_crossings <= repair_limit(len(mesh.faces))
+            mesh = Mesh(relaxed, mesh.faces, mesh.colors)
+            anchor = relaxed
         if closed and not is_closed(mesh.faces):
             info["warnings"].append(
                 "Simplifying opened small holes in the closed surface; ask for more faces to keep it watertight."
@@ -147,18 +260,111 @@ def reconstruct_surface(
         raise InputError("No surface could be built from these points (the result had no faces).")
 
     report(0.95, "Colouring")
-    vertices = _keep_inside(mesh.vertices, silhouette, intrinsics)
-    colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
     faces = np.array(mesh.faces)  # a copy: the surface may be one kept in `solids`
+    vertices = _keep_inside(mesh.vertices, silhouette, intrinsics)
+    volume = {"valid": False, "self_intersections": None}
+    if closed:
+        # Checked as written: the mesh keeps float32 coordinates.
+        if counted:
+            vertices, anchor_crossings, counted = _settle(vertices, faces, anchor, anchor_crossings)
+        vertices = _f32(vertices)
+        # (one fan of faces around each vertex: by construction on the untouched grid)
+        fans = True if by_construction else None
+        volume = volume_report(vertices, faces, pairs=anchor_crossings, counted=counted, fans=fans)
+        if is_closed(faces) and not volume["valid"]:
+            info["warnings"].append(_invalid_volume_warning(volume))
+    colors = _sample_colors(vertices, rgb, silhouette, intrinsics)
     mesh = Mesh(vertices, faces, colors, _vertex_normals(vertices, faces))
     info.update(
         vertices=mesh.n_vertices,
         faces=mesh.n_faces,
-        watertight=is_closed(mesh.faces),
+        watertight=bool(volume["valid"]),
+        # None: not counted to the end (beyond repair, see core.solid.repair_limit)
+        self_intersections=(
+            volume["self_intersections"] if volume.get("self_intersections_counted", True) else None
+        ),
         seconds=round(time.perf_counter() - start, 3),
     )
     report(1.0, "Surface done")
     return mesh, info
+
+
+def _cleaned(vertices: np.ndarray, faces: np.ndarray, keep=None) -> tuple[np.ndarray, int]:
+    """A freshly meshed closed surface with its touching and crossing faces relaxed apart.
+
+    Returns float32-exact vertices and the crossing pairs left, counted on those values
+    (where the relaxation moved vertices; the rest was counted before).
+    """
+    return untangle(_f32(vertices), faces, rounds=20, keep=keep, float32=True)
+
+
+def _count(vertices: np.ndarray, faces: np.ndarray, active=None) -> int:
+    """Crossing pairs (among ``active`` faces), or more than repair_limit when beyond it."""
+    limit = repair_limit(len(faces))
+    pairs, complete = crossing_pairs(vertices, faces, active, limit=limit + 1)
+    return len(pairs) if complete else max(len(pairs), limit + 1)
+
+
+def _count_all(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, bool]:
+    """Crossing pairs of the whole surface, and whether that is all of them (bounded search)."""
+    left = _count(vertices, faces)
+    return left, left <= repair_limit(len(faces))
+
+
+def _settle(vertices, faces, anchor, anchor_crossings: int) -> tuple[np.ndarray, int, bool]:
+    """``vertices`` after a step that moved them from ``anchor`` (``anchor_crossings`` pairs).
+
+    Only the faces with a moved vertex are searched (bounded); where they cross, their
+    vertices go back toward the anchor (:func:`core.solid.untangle`). Returns the
+    float32-exact vertices, the crossing pairs left and whether that count is complete.
+    When the anchor itself crossed (the count is then not local), the whole surface is
+    counted once more: the report stays true on a surface that is no valid volume anyway.
+    """
+    v, anchor = _f32(vertices), _f32(anchor)
+    moved = np.any(v != anchor, axis=1)
+    if not moved.any():
+        return v, anchor_crossings, True
+    out, left = untangle(v, faces, anchor, rounds=20, float32=True)
+    if 0 < left <= repair_limit(len(faces)):
+        # Faces that touch even where the anchor is (the anchor was checked at its own
+        # size, smaller than a thickened solid's): relaxed apart where they are.
+        out, left = untangle(out, faces, rounds=20, float32=True)
+    if left > repair_limit(len(faces)):
+        return out, left, False
+    if anchor_crossings or left:
+        left, complete = _count_all(out, faces)
+        return out, left, complete
+    return out, 0, True
+
+
+def _tangled(solid: Mesh) -> int:
+    """The crossing pairs a closed Poisson solid was left with when beyond repair, else 0."""
+    return _beyond(getattr(solid, "crossings", 0), len(solid.faces))
+
+
+def _beyond(crossings: int, n_faces: int) -> int:
+    return crossings if crossings > repair_limit(n_faces) else 0
+
+
+def _f32(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).astype(np.float64)
+
+
+def _invalid_volume_warning(volume: dict) -> str:
+    if not volume.get("self_intersections_counted", True):
+        why = "its faces cross each other in too many places to count or repair"
+    elif volume["self_intersections"]:
+        why = f"{volume['self_intersections']} pairs of its faces cross each other"
+    elif not volume["vertex_manifold"]:
+        why = "some of its vertices join surfaces that only touch there"
+    elif not volume["oriented"] or volume["volume"] <= 0:
+        why = "its faces are not all wound outward"
+    else:
+        why = "it is not closed"
+    return (
+        f"The closed surface is not a valid volume ({why}); Booleans and 3D printing may "
+        "fail on it."
+    )
 
 
 # --- options ----------------------------------------------------------------------------------
@@ -359,7 +565,42 @@ def poisson_scale(level: int) -> float:
 WIDE_SCALE = 1.5
 
 
-def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=None, solids=None):
+def _revolved_back(fit, cloud: PointCloud, intrinsics: Intrinsics):
+    """Closing samples with the shape prior: the turned body, and each part inflated alone.
+
+    Front points off the lathe body (a handle, a spout) keep the usual back surface,
+    made from their own outline, so the part is a solid of its own; the closed Poisson
+    surface of everything is then the union of body and parts.
+    """
+    import cv2
+
+    points, normals = [fit.back_points], [fit.back_normals]
+    part = ~fit.body
+    if part.sum() >= max(MIN_POINTS, 0.01 * len(cloud)):
+        mask = np.zeros(cloud.valid.shape, dtype=np.uint8)
+        mask[cloud.pixels[part, 0], cloud.pixels[part, 1]] = 1
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= max(MIN_POINTS, 0.005 * len(cloud)))
+        keep_mask = np.isin(labels, big[big > 0])
+        sel = keep_mask[cloud.pixels[:, 0], cloud.pixels[:, 1]] & part
+        if sel.sum() >= MIN_POINTS:
+            sub = PointCloud(
+                cloud.points[sel],
+                cloud.colors[sel],
+                None if cloud.normals is None else cloud.normals[sel],
+                cloud.pixels[sel],
+                keep_mask & cloud.valid,
+            )
+            back, back_normals = _back_cloud(sub, keep_mask, intrinsics)
+            points.append(back)
+            normals.append(back_normals)
+    return np.concatenate(points), np.concatenate(normals)
+
+
+def closed_poisson(
+    cloud, silhouette, intrinsics, level, threads=None, report=None, solids=None, back=None
+):
     """The closed Poisson solid of ``cloud`` at the inflation's depth (:func:`thickness_map`).
 
     Returns (mesh or None, cube scale, points used, taken from ``solids``). None: Poisson
@@ -367,11 +608,13 @@ def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=No
     cloud) remembers the outcome per octree depth, so a re-mesh with another thickness,
     smoothing or face count reuses it; the mesh in it is never modified.
     """
-    if solids is not None and ("closed", level) in solids:
-        return (*solids[("closed", level)], True)
+    key = ("closed", level, back is not None)
+    if solids is not None and key in solids:
+        return (*solids[key], True)
     report = report or (lambda fraction, message: None)
     report(0.1, "Building the back surface")
-    back = _back_cloud(cloud, silhouette, intrinsics)
+    if back is None:
+        back = _back_cloud(cloud, silhouette, intrinsics)
     scale = poisson_scale(level)
     mesh, used = _poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report)
     if not is_closed(mesh.faces) and scale < WIDE_SCALE:
@@ -383,9 +626,16 @@ def closed_poisson(cloud, silhouette, intrinsics, level, threads=None, report=No
         mesh, used = _poisson_mesh(
             cloud, back, silhouette, intrinsics, level, scale, threads, report
         )
+    if is_closed(mesh.faces):
+        # Poisson leaves slivers that touch or cross their neighbours here and there:
+        # relaxed once here, the solid is the clean anchor of every later step (its rim
+        # is slid into the silhouette at the end: sliding a noisy rim first folds it).
+        clean, left = _cleaned(mesh.vertices, mesh.faces)
+        mesh = Mesh(clean, mesh.faces, mesh.colors)
+        mesh.crossings = left
     outcome = (_frozen(mesh) if is_closed(mesh.faces) else None, scale, used)
     if solids is not None:
-        solids[("closed", level)] = outcome
+        solids[key] = outcome
     return (*outcome, False)
 
 
@@ -414,18 +664,32 @@ def _stretched(solid: Mesh, cloud: PointCloud, silhouette, intrinsics: Intrinsic
     front = np.zeros(cloud.valid.shape, dtype=np.float64)
     front[cloud.pixels[:, 0], cloud.pixels[:, 1]] = cloud.points[:, 2]
     rows, cols = _nearest_inside(cloud.valid)
+    front, t = front[rows, cols], t[rows, cols]
     u, v = _project(vertices, intrinsics)
-    h, w = front.shape
-    r = np.clip(np.nan_to_num(np.rint(v)), 0, h - 1).astype(np.int64)
-    c = np.clip(np.nan_to_num(np.rint(u)), 0, w - 1).astype(np.int64)
-    r, c = rows[r, c], cols[r, c]
+    # Read both between pixel centres: a map that jumps from pixel to pixel would
+    # fold the faces that run along the rays at the rim through each other.
+    front_at, t_at = _bilinear(front, u, v), _bilinear(t, u, v)
     # A point scaled by (1 + d / f) along its ray lies d pixels' worth of width behind.
     focal = math.sqrt(intrinsics.fx * intrinsics.fy)
-    ratio = vertices[:, 2] / front[r, c]
+    ratio = vertices[:, 2] / front_at
     d = (ratio - 1.0) * focal
-    d = d + (k - 1.0) * np.clip(d, 0.0, t[r, c])
+    d = d + (k - 1.0) * np.clip(d, 0.0, t_at)
     moved = vertices * ((1.0 + d / focal) / ratio)[:, None]
     return Mesh(moved, solid.faces, solid.colors, None)
+
+
+def _bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``image`` read at (column u, row v), linearly between pixel centres, clamped at its sides."""
+    h, w = image.shape
+    u = np.clip(np.nan_to_num(u), 0, w - 1)
+    v = np.clip(np.nan_to_num(v), 0, h - 1)
+    c0 = np.minimum(np.floor(u).astype(np.int64), w - 2) if w > 1 else np.zeros(len(u), int)
+    r0 = np.minimum(np.floor(v).astype(np.int64), h - 2) if h > 1 else np.zeros(len(v), int)
+    c1, r1 = np.minimum(c0 + 1, w - 1), np.minimum(r0 + 1, h - 1)
+    fu, fv = u - c0, v - r0
+    top = image[r0, c0] * (1 - fu) + image[r0, c1] * fu
+    bottom = image[r1, c0] * (1 - fu) + image[r1, c1] * fu
+    return top * (1 - fv) + bottom * fv
 
 
 def _poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report):
@@ -553,11 +817,75 @@ def _grid_mesh(cloud: PointCloud, silhouette, intrinsics: Intrinsics, closed: bo
         )
     vertices = cloud.points.astype(np.float64)
     if closed:
+        n_points = len(vertices)
         vertices, faces, border = _split_pinches(vertices, faces)
         back, _ = _pushed_back(vertices, cloud, silhouette, intrinsics, thickness)
-        vertices, faces = _close_with_back(vertices, faces, back, border)
+        n_front = len(vertices)
+        u, v = _project(vertices, intrinsics)
+        pixel = np.stack([np.rint(v), np.rint(u)], axis=1).astype(np.int64)
+        lean = _outward_lean(faces, border, pixel, np.arange(len(vertices)) >= n_points)
+        z = back[:, 2]
+        back = back.copy()
+        back[:, 0] += lean[:, 1] * z / intrinsics.fx
+        back[:, 1] += lean[:, 0] * z / intrinsics.fy
+        vertices, faces = _close_with_back(vertices, faces, back, border, pixel)
+    front = np.arange(len(vertices)) < (n_front if closed else len(vertices))
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces.reshape(-1)] = True
     vertices, faces = _compact(vertices, faces)
-    return Mesh(vertices, faces, np.zeros_like(vertices))
+    mesh = Mesh(vertices, faces, np.zeros_like(vertices))
+    mesh.front = front[used]  # the measured points (and their pinch copies): kept in place
+    return mesh
+
+
+#: The back copy of a grid border vertex leans out of the silhouette by this many
+#: pixels (times 1 to 2, varying from pixel to pixel): see :func:`_outward_lean`.
+LEAN = 0.1
+
+
+def _outward_lean(faces, border, pixel, pinch) -> np.ndarray:
+    """(N, 2) image offset, (rows, columns), for the back copy of each grid vertex.
+
+    The walls of a closed grid stand on its border edges, each in the plane through
+    the camera centre of its edge's two pixel rays: along a straight stretch of
+    outline all of them lie in one plane, and faces a hair apart in one plane are
+    what float intersection tests (Open3D's too) get wrong. Each border vertex's back
+    copy therefore leans outward (away from the faces, along the mean of its two
+    border edges' outward normals) by :data:`LEAN` x (1 to 2) pixels, the factor
+    varying without a period along any line of pixels, so no two walls share a plane.
+    The front stays on its pixel rays; a leaned copy stays inside its own pixel
+    (at most 0.2 of a pixel out), and the walls of border edges with no pixel in
+    common stay apart in the image (they are at least 0.7 pixel apart there). Pinch
+    copies (:func:`_split_pinches`) are not leaned: their walls meet other walls at
+    that pixel.
+    """
+    src, dst = _half_edges(faces)
+    third = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]])
+    out = np.zeros((len(pixel), 2), dtype=np.float64)
+    a, b, c = src[border], dst[border], third[border]
+    if len(a) == 0:
+        return out
+    e = (pixel[b] - pixel[a]).astype(np.float64)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    normal = np.stack([e[:, 1], -e[:, 0]], axis=1)
+    inward = (pixel[c] - pixel[a]).astype(np.float64)
+    normal *= np.where(np.einsum("ij,ij->i", normal, inward) > 0, -1.0, 1.0)[:, None]
+    total = np.zeros_like(out)
+    np.add.at(total, a, normal)
+    np.add.at(total, b, normal)
+    # At the tip of a spike the two normals cancel: the tip leans along the spike.
+    along = np.zeros_like(out)
+    np.add.at(along, b, e)
+    np.add.at(along, a, -e)
+    length = np.linalg.norm(total, axis=1, keepdims=True)
+    spike = length[:, 0] < 0.5
+    total[spike] = along[spike]
+    length = np.linalg.norm(total, axis=1, keepdims=True)
+    on_border = (length[:, 0] > 0) & ~pinch
+    r, col = pixel[:, 0].astype(np.float64), pixel[:, 1].astype(np.float64)
+    factor = 1.0 + np.mod(0.6180339887 * r + 0.7548776662 * col, 1.0)
+    out[on_border] = (LEAN * factor[on_border, None] * total[on_border]) / length[on_border]
+    return out
 
 
 def _pushed_back(vertices, cloud, silhouette, intrinsics, thickness):
@@ -703,13 +1031,36 @@ def _split_fans(vertices: np.ndarray, faces: np.ndarray, selected: np.ndarray):
     source_vertex[labels] = corner_vertex[corners]
     new_faces = corner_vertex.astype(np.int64)  # a copy
     new_faces[corners] = n + labels
-    return np.concatenate([vertices, vertices[source_vertex]]), new_faces.reshape(m, 3)
+    new_faces = new_faces.reshape(m, 3)
+    copies = np.array(vertices[source_vertex], dtype=np.float64)
+    # Each copy moves a twentieth of the way to the middle of its own fan, so the
+    # separated surfaces no longer touch (a touching pair of faces is no valid volume).
+    at = new_faces.reshape(-1) >= n
+    owner = new_faces.reshape(-1)[at] - n
+    face_of = np.flatnonzero(at) // 3
+    centre = vertices[corner_vertex.reshape(m, 3)[face_of]].mean(axis=1)
+    total = np.zeros_like(copies)
+    np.add.at(total, owner, centre)
+    mean = total / np.maximum(np.bincount(owner, minlength=count), 1)[:, None]
+    copies += 0.05 * (mean - copies)
+    return np.concatenate([vertices, copies]), new_faces
 
 
-def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None):
+def _close_with_back(
+    vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, border=None, pixel=None
+):
     """Front faces, reversed back faces, and a wall of two triangles along each border edge.
 
     ``border``: the faces' border half-edges when already known (:func:`_split_pinches`).
+    ``pixel``: each vertex's (row, column), which picks each wall's diagonal (below).
+
+    Every wall lies in the plane through the camera centre spanned by its edge's two
+    pixel rays, so the walls of consecutive border edges along one image line (a
+    straight stretch of outline) lie in one plane. Their diagonals alternate along the
+    line (by the parity of the edge's first row, or column on a row) so that the two
+    wall quads of consecutive edges have all their triangles meet at one shared
+    vertex: neighbours, never a pair of vertex-disjoint triangles a hair apart in one
+    plane (which float tests, Open3D's among them, may call crossing).
     """
     n = len(vertices)
     src, dst = _half_edges(faces)
@@ -717,8 +1068,25 @@ def _close_with_back(vertices: np.ndarray, faces: np.ndarray, back: np.ndarray, 
         border = _border_mask(src, dst)
     a, b = src[border], dst[border]
     # The wall takes b->a against the front's a->b and a'->b' against the reversed back's
-    # b'->a', so the closed surface is consistently wound (outward).
-    walls = np.concatenate([np.stack([b, a, a + n], axis=1), np.stack([b, a + n, b + n], axis=1)])
+    # b'->a', so the closed surface is consistently wound (outward). Its quad b, a, a',
+    # b' is split along b-a' or along a-b'.
+    if pixel is None:
+        other = np.zeros(len(a), dtype=bool)
+    else:
+        pa, pb = pixel[a], pixel[b]
+        along = np.where(
+            pa[:, 0] != pb[:, 0], np.minimum(pa[:, 0], pb[:, 0]), np.minimum(pa[:, 1], pb[:, 1])
+        )
+        other = (along % 2) == 1
+    x, y = ~other, other
+    walls = np.concatenate(
+        [
+            np.stack([b[x], a[x], a[x] + n], axis=1),
+            np.stack([b[x], a[x] + n, b[x] + n], axis=1),
+            np.stack([b[y], a[y], b[y] + n], axis=1),
+            np.stack([a[y], a[y] + n, b[y] + n], axis=1),
+        ]
+    )
     back_faces = faces[:, ::-1] + n
     return np.concatenate([vertices, back]), np.concatenate([faces, back_faces, walls])
 
@@ -799,10 +1167,16 @@ def _keep_inside(
     r = np.clip(np.rint(v), 0, h - 1).astype(np.int64)
     c = np.clip(np.rint(u), 0, w - 1).astype(np.int64)
     nr, nc = rows[r, c], cols[r, c]
+    # Onto the edge of that pixel's square, not its centre: a vertex moved to the
+    # centre would jump over the inside vertices between the centre and the outline
+    # and fold the surface through itself.
+    half = 0.499
+    u = np.clip(u, nc - half, nc + half)
+    v = np.clip(v, nr - half, nr + half)
     z = vertices[outside, 2]
     moved = vertices.copy()
-    moved[outside, 0] = (nc - intrinsics.cx) * z / intrinsics.fx
-    moved[outside, 1] = (nr - intrinsics.cy) * z / intrinsics.fy
+    moved[outside, 0] = (u - intrinsics.cx) * z / intrinsics.fx
+    moved[outside, 1] = (v - intrinsics.cy) * z / intrinsics.fy
     return moved
 
 

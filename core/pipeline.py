@@ -55,8 +55,13 @@ class Result:
 
     @property
     def kind(self) -> str:
-        """ "closed solid" when the mesh is watertight (Poisson or grid), else "open surface"."""
-        return "closed solid" if self.info.get("mesh_watertight") else "open surface"
+        """ "closed solid" when the mesh is a valid volume (closed, manifold, wound outward,
+        crossing nowhere: core.solid.volume_report), else what it is."""
+        if self.info.get("mesh_watertight"):
+            return "closed solid"
+        if self.info.get("mesh_closed"):
+            return "closed surface (not a valid volume)"
+        return "open surface"
 
     def summary(self, name: str | None = None, seconds: float | None = None) -> str:
         label = name or (self.photo.path.name if self.photo.path else "image")
@@ -299,6 +304,7 @@ class Pipeline:
                 thickness=s.thickness,
                 target_faces=s.target_faces,
                 smooth=s.smooth,
+                shape=s.shape,
                 progress=mesh_progress,
                 solids=solids,
             )

@@ -21,6 +21,7 @@ SEGMENT_METHODS = ("rembg", "key", "none")
 DEPTH_METHODS = ("model", "inflate", "map")
 DEPTH_KINDS = ("auto", "metric", "disparity")
 MESH_METHODS = ("poisson", "grid")
+SHAPES = ("auto", "revolve", "inflate")  # the hidden side of a closed solid (core/shape_prior.py)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEPTH_BACKENDS = ("auto", "torch", "onnx")
 #: INT8 networks: auto = where verified on a first photo (core.quantize), off = full precision
@@ -76,6 +77,9 @@ class Settings:
     # texture (see core.texture): UVs and an image from the full-size photo
     texture: bool = True
     texture_size: int = 2048  # longest side of the texture, pixels (core.texture)
+    # hidden side of a closed Poisson solid: auto = turned about its axis when the photo
+    # shows a surface of revolution, else inflated; revolve | inflate force one
+    shape: str = "auto"
     # caching
     cache: bool = True
 
@@ -84,6 +88,7 @@ class Settings:
         _choice("depth", self.depth, DEPTH_METHODS)
         _choice("depth kind", self.depth_kind, DEPTH_KINDS)
         _choice("mesh", self.mesh, MESH_METHODS)
+        _choice("shape", self.shape, SHAPES)
         _choice("device", self.device, DEVICES)
         _choice("depth backend", self.depth_backend, DEPTH_BACKENDS)
         _choice("quantize", self.quantize, QUANTIZE_MODES)

@@ -127,6 +127,7 @@ def draw_options(layout, options, default_depth_model: str) -> None:
         _auto_row(col, options, "Detail", "auto_poisson_depth", "poisson_depth")
     col.prop(options, "trim", text="Visible Only")
     if not options.trim:
+        col.prop(options, "shape", text="Hidden Side")
         _auto_row(col, options, "Thickness", "auto_thickness", "thickness")
     _auto_row(col, options, "Simplify", "simplify", "target_faces", text="")
     col.prop(options, "smooth")

@@ -21,6 +21,16 @@ MESH_ITEMS = [
     ("POISSON", "Poisson", "A smooth surface fitted to the points"),
     ("GRID", "Grid", "The depth map triangulated pixel by pixel: exact, but stepped at edges"),
 ]
+SHAPE_ITEMS = [
+    (
+        "AUTO",
+        "Auto",
+        "Turn the visible surface about its axis when the object is a surface of "
+        "revolution (bottle, can, cup, vase), else inflate the outline",
+    ),
+    ("REVOLVE", "Revolve", "Always turn the visible surface about its axis"),
+    ("INFLATE", "Inflate", "Always inflate the outline"),
+]
 
 
 class ReconstructOptions:
@@ -118,6 +128,12 @@ class ReconstructOptions:
         name="Trim to Visible Surface",
         description="Keep only the surface the photo shows (open) instead of a closed solid",
         default=False,
+    )
+    shape: EnumProperty(  # type: ignore[valid-type]
+        name="Hidden Side",
+        description="How the closed solid's hidden side is made",
+        items=SHAPE_ITEMS,
+        default="AUTO",
     )
     thickness: FloatProperty(  # type: ignore[valid-type]
         name="Thickness",

@@ -103,6 +103,8 @@ def settings_dict(options: dict[str, Any], prefs: Any, abspath: Abspath = str) -
         settings["poisson_depth"] = int(options["poisson_depth"])
     if options["target_faces"]:
         settings["target_faces"] = int(options["target_faces"])
+    if options.get("shape", "AUTO") != "AUTO" and not options["trim"]:
+        settings["shape"] = options["shape"].lower()
     if options["thickness"] > 0 and not options["trim"]:
         settings["thickness"] = float(options["thickness"])
     return settings

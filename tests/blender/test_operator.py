@@ -79,7 +79,10 @@ def test_reconstruct_gives_the_photo_coloured_mesh_and_its_camera(
     cam = bpy.data.objects["toy Camera"]
     samples = np.random.default_rng(0).choice(len(mesh.vertices), 300, replace=False)
     rows_cols = pixels_seen_by_camera(obj, cam, samples)
-    assert np.abs(rows_cols - np.rint(rows_cols)).max() < 0.01  # grid vertices: pixel centres
+    # Grid vertices sit on pixel centres; only the back copies of border vertices lean
+    # out, by at most 0.2 pixel (core.meshing._outward_lean), and keep their pixel's colour.
+    off = np.abs(rows_cols - np.rint(rows_cols)).max(axis=1)
+    assert off.max() < 0.201 and (off < 0.01).mean() >= 0.9, (off.max(), (off < 0.01).mean())
     r, c = np.rint(rows_cols).astype(int).T
     np.testing.assert_array_equal(
         np.rint(colors(mesh)[samples] * 255).astype(int), rgb[r, c].astype(int)

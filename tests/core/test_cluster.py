@@ -50,15 +50,22 @@ def photo_folder(folder: Path, bad: bool = True) -> Path:
 
 
 def same_mesh(a_path: Path, b_path: Path) -> None:
-    """The same surface and colours; vertex order may differ (Poisson runs on threads)."""
+    """The same surface and colours; vertex order may differ (Poisson runs on threads).
+
+    The valid-volume repair (core/solid.py) moves the few vertices of faces that cross,
+    and which faces cross depends on how Poisson split its polygons in that run: all but
+    those vertices are the same, and those stay within a few faces' size (1% of the object;
+    the toy ellipse's solid measured 98.8-98.9% the same, the rest within 0.6-0.7%).
+    """
     from scipy.spatial import cKDTree
 
     a, b = read_mesh(a_path), read_mesh(b_path)
     assert (a.n_vertices, a.n_faces) == (b.n_vertices, b.n_faces)
     size = float(np.linalg.norm(a.vertices.max(axis=0) - a.vertices.min(axis=0)))
     distance, nearest = cKDTree(b.vertices).query(a.vertices)
-    assert distance.max() < 1e-5 * size
-    np.testing.assert_allclose(a.colors, b.colors[nearest], atol=1e-6)
+    same = distance < 1e-5 * size
+    assert same.mean() >= 0.98 and distance.max() < 0.01 * size, (same.mean(), distance.max())
+    np.testing.assert_allclose(a.colors[same], b.colors[nearest[same]], atol=1e-6)
 
 
 @needs_ray

@@ -498,7 +498,8 @@ def test_any_input_gives_a_valid_mesh_or_a_readable_error(data):
             assert str(exc).endswith(".") and len(str(exc)) > 20
             continue
         check_valid_mesh(mesh)
-        assert info["watertight"] == is_watertight(mesh)
+        # "watertight" in the info now means a valid volume, which implies closed
+        assert not info["watertight"] or is_watertight(mesh)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -520,9 +521,17 @@ def test_closed_grid_of_a_speckled_mask_is_watertight_where_blocks_touch_at_corn
     assert report["border_edges"] == 0 and report["nonmanifold_edges"] == 0, report
     assert info["watertight"] and is_watertight(mesh)
     check_valid_mesh(mesh)
-    # Splitting only separated vertices: the front keeps one vertex per pixel used.
+    # Splitting only separated vertices: the front is the measured points themselves, one
+    # vertex per pixel used, and the copies made at pinches, which sit a twentieth of the
+    # way into their own fan (faces touching at a point are no valid volume): less than a
+    # twentieth of a pixel's footprint from their point.
+    from scipy.spatial import cKDTree
+
     front = mesh.vertices[mesh.vertices[:, 2] < 2.01]
-    assert len(np.unique(front.round(6), axis=0)) <= len(pc)
+    dist, _ = cKDTree(pc.points.astype(np.float64)).query(front)
+    exact = front[dist < 1e-7]
+    assert len(exact) <= len(pc) and len(np.unique(exact, axis=0)) == len(exact)
+    assert dist.max() < 0.05 * 2.0 / intrinsics.fx
 
 
 def test_sheets_touching_along_an_edge_are_separated_into_a_closed_surface():
@@ -539,7 +548,8 @@ def test_sheets_touching_along_an_edge_are_separated_into_a_closed_surface():
     vertices, split = _separate_sheets(v, faces)
     assert is_closed(split) and is_watertight(Mesh(vertices, split, np.zeros_like(vertices)))
     # the same triangles in space, two vertices more in use
-    np.testing.assert_array_equal(vertices[split], v[faces])
+    # the copies are nudged a twentieth of the way into their own fan (no touching faces)
+    np.testing.assert_allclose(vertices[split], v[faces], atol=0.05)
     assert len(np.unique(split)) == len(v) + 2
 
 
@@ -611,8 +621,9 @@ def test_a_new_thickness_stretches_the_solved_solid_along_its_rays():
     s = scene("sphere")
     args = (cloud("sphere"), s.depth, s.rgb, s.mask, s.intrinsics)
     solids: dict = {}
-    base, base_info = reconstruct_surface(*args, solids=solids)
-    thick, info = reconstruct_surface(*args, thickness=0.6, solids=solids)
+    # (the inflated solid: a lathe object's turned solid is not stretched by a thickness)
+    base, base_info = reconstruct_surface(*args, solids=solids, shape="inflate")
+    thick, info = reconstruct_surface(*args, thickness=0.6, solids=solids, shape="inflate")
     assert base_info["poisson_reused"] is False and info["poisson_reused"] is True
     assert info["warnings"] == [] and info["watertight"] and is_watertight(thick)
     np.testing.assert_array_equal(thick.faces, base.faces)
@@ -648,11 +659,16 @@ def assert_same_surface(a: Mesh, b: Mesh) -> None:
 
     assert a.vertices.shape == b.vertices.shape and a.faces.shape == b.faces.shape
     dist, match = cKDTree(b.vertices).query(a.vertices, k=1)
-    assert dist.max() < 1e-5
-    np.testing.assert_allclose(a.colors, b.colors[match], atol=1e-6)
+    # The valid-volume repair (core/solid.py) moves the few vertices of faces that cross,
+    # and which faces cross depends on how Poisson split its polygons in that run: all
+    # but those vertices are the same, and those stay within a small share of the object.
+    same = dist < 1e-5
+    diagonal = float(np.linalg.norm(np.ptp(b.vertices, axis=0)))
+    assert same.mean() >= 0.99 and dist.max() < 0.005 * diagonal
+    np.testing.assert_allclose(a.colors[same], b.colors[match[same]], atol=1e-6)
     # vertices at one spot (a solid's sheets split apart) count as one
     _, spot = np.unique(b.vertices, axis=0, return_inverse=True)
-    assert len(np.unique(spot[match])) == len(np.unique(spot))
+    assert len(np.unique(spot[match[same]])) >= 0.99 * len(np.unique(spot))
 
     def triangles(faces: np.ndarray) -> set:
         # each triangle from its smallest index, keeping its winding

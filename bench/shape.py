@@ -1,0 +1,141 @@
+"""Whole-object benchmark: closed solids scored against the objects' full surfaces.
+
+    python bench/shape.py                 # every whole-object scene, 640 x 480
+    python bench/shape.py --quick         # small images, three scenes (smoke test)
+    python bench/shape.py --json out.json
+
+For each scene of core.synthetic.SHAPE_SCENES (lathe objects, a lathe object with a
+handle, and others), with the exact depth and with depth corrupted like a network's
+(core.evaluation.network_like_depth), the closed Poisson solid is made with the hidden
+side inflated (--shape inflate, what img2mesh did before the shape prior) and chosen
+automatically (--shape auto). Scores: precision, recall and F-score at 2% of the
+object's diagonal against its full surface, recall of the hidden half, the crossing
+face pairs left in the solid (target 0), which prior was used, and the seconds the
+prior's fit and the valid-volume check take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.evaluation import network_like_depth, whole_object_score  # noqa: E402
+from core.meshing import reconstruct_surface  # noqa: E402
+from core.pointcloud import point_cloud  # noqa: E402
+from core.shape_prior import fit_revolution  # noqa: E402
+from core.solid import intersecting_pairs  # noqa: E402
+from core.synthetic import (  # noqa: E402
+    LATHE_PART_SCENES,
+    LATHE_SCENES,
+    SHAPE_SCENES,
+    make_shape_scene,
+)
+
+#: F-score targets (issue 17): exact depth and network-like depth.
+TARGETS = {"lathe": (0.95, 0.85), "lathe+part": (0.85, None)}
+
+
+def kind(name: str) -> str:
+    if name in LATHE_SCENES:
+        return "lathe"
+    if name in LATHE_PART_SCENES:
+        return "lathe+part"
+    return "other"
+
+
+def run(quick: bool = False) -> list[dict]:
+    names = ("bottle", "cup", "box_tilted") if quick else SHAPE_SCENES
+    size = {"width": 200, "height": 150} if quick else {}
+    rows = []
+    for name in names:
+        scene = make_shape_scene(name, **size)
+        for depth_label, depth in (
+            ("exact", scene.depth),
+            ("network-like", network_like_depth(scene.depth, scene.mask)),
+        ):
+            cloud = point_cloud(depth, scene.rgb, scene.mask, scene.intrinsics)
+            silhouette = scene.mask | cloud.valid
+            start = time.perf_counter()
+            fit_revolution(cloud, silhouette, scene.intrinsics)
+            fit_seconds = time.perf_counter() - start
+            for shape in ("inflate", "auto"):
+                start = time.perf_counter()
+                mesh, info = reconstruct_surface(
+                    cloud, depth, scene.rgb, scene.mask, scene.intrinsics, shape=shape
+                )
+                seconds = time.perf_counter() - start
+                start = time.perf_counter()
+                crossings = len(intersecting_pairs(mesh.vertices, mesh.faces))
+                check_seconds = time.perf_counter() - start
+                score = whole_object_score(mesh, scene)
+                rows.append(
+                    {
+                        "scene": name,
+                        "kind": kind(name),
+                        "depth": depth_label,
+                        "shape": shape,
+                        "prior": info.get("shape"),
+                        "note": info.get("shape_note"),
+                        "fit": info.get("shape_fit"),
+                        **{k: round(v, 3) for k, v in score.items()},
+                        "valid_volume": bool(info["watertight"]),
+                        "crossing_pairs": crossings,
+                        "faces": mesh.n_faces,
+                        "mesh_seconds": round(seconds, 2),
+                        "fit_seconds": round(fit_seconds, 2),
+                        "check_seconds": round(check_seconds, 2),
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| scene | kind | depth | F inflate | F auto | hidden recall inflate / auto | prior (fit) "
+        "| crossing pairs | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    by = {(r["scene"], r["depth"], r["shape"]): r for r in rows}
+    for (scene, depth, shape), r in by.items():
+        if shape != "inflate":
+            continue
+        a = by[(scene, depth, "auto")]
+        target = TARGETS.get(r["kind"], (None, None))[0 if depth == "exact" else 1]
+        if target is None:
+            goal = "no worse" if r["kind"] == "other" or depth != "exact" else ""
+            met = a["f_score"] >= r["f_score"] - 0.01
+        else:
+            goal = f">= {target}"
+            met = a["f_score"] >= target
+        fit = a["fit"] or {}
+        lines.append(
+            f"| {scene} | {r['kind']} | {depth} | {r['f_score']:.3f} | {a['f_score']:.3f} "
+            f"| {r['hidden_recall']:.2f} / {a['hidden_recall']:.2f} | {a['prior']} "
+            f"({fit.get('body_share', '-')}, {fit.get('contradiction', '-')}) "
+            f"| {r['crossing_pairs']} / {a['crossing_pairs']} | {goal} {'met' if met else 'MISSED'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small images, three scenes")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    rows = run(args.quick)
+    print(markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""The shape prior: surfaces of revolution completed from one view, others refused honestly."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.evaluation import network_like_depth, whole_object_score
+from core.meshing import reconstruct_surface
+from core.pointcloud import point_cloud
+from core.shape_prior import angle_between, fit_revolution
+from core.synthetic import SHAPE_ELEVATIONS, make_shape_scene, save_scene
+
+
+@cache
+def scene(name: str):
+    return make_shape_scene(name, width=240, height=180)
+
+
+@cache
+def solid(name: str, shape: str, corrupted: bool = False):
+    s = scene(name)
+    depth = network_like_depth(s.depth, s.mask) if corrupted else s.depth
+    cloud = point_cloud(depth, s.rgb, s.mask, s.intrinsics)
+    mesh, info = reconstruct_surface(cloud, depth, s.rgb, s.mask, s.intrinsics, shape=shape)
+    return mesh, info, whole_object_score(mesh, s)
+
+
+def true_axis(name: str) -> np.ndarray:
+    e = np.radians(SHAPE_ELEVATIONS[name])
+    return np.array([0.0, -np.cos(e), -np.sin(e)])  # upright, camera looking down by e
+
+
+@pytest.mark.parametrize("name", ["bottle", "vase", "torus_tilted", "cup"])
+def test_the_axis_is_found_though_the_camera_looks_down(name):
+    s = scene(name)
+    cloud = point_cloud(s.depth, s.rgb, s.mask, s.intrinsics)
+    fit = fit_revolution(cloud, s.mask | cloud.valid, s.intrinsics)
+    assert fit is not None and fit.accepted, fit and fit.reason
+    # not vertical in the image: the elevation tilts it out of the image plane
+    assert angle_between(fit.axis_direction, true_axis(name)) < 2.0
+    assert angle_between(true_axis(name), np.array([0.0, -1.0, 0.0])) >= 10
+
+
+@pytest.mark.parametrize("name", ["bottle", "vase", "can"])
+def test_lathe_objects_are_completed_whole(name):
+    before = solid(name, "inflate")[2]
+    mesh, info, after = solid(name, "auto")
+    assert info["shape"] == "revolve" and info["watertight"]
+    # at this small size (the benchmark's 640 x 480 gives 1.0 on all three)
+    assert after["f_score"] >= 0.85 and after["f_score"] > before["f_score"] + 0.1
+    assert after["hidden_recall"] >= 0.75
+
+
+def test_a_ring_seen_from_above_gets_its_round_underside():
+    """A torus's underside is never seen from above: the circle its seen profile fits
+    supplies it, and the solid is the whole ring (the inflated one is flat below)."""
+    s = scene("torus_tilted")
+    cloud = point_cloud(s.depth, s.rgb, s.mask, s.intrinsics)
+    fit = fit_revolution(cloud, s.mask | cloud.valid, s.intrinsics)
+    assert fit.accepted and fit.quality.get("ring_profile") == "round"
+    # the added copies lie below the seen profile: along the axis, under the front's lowest
+    rel = fit.back_points - fit.axis_point
+    front = cloud.points[fit.body] - fit.axis_point
+    assert (rel @ fit.axis_direction).min() < (front @ fit.axis_direction).min() - 0.01
+    before = solid("torus_tilted", "inflate")[2]
+    mesh, info, after = solid("torus_tilted", "auto")
+    assert info["shape"] == "revolve" and info["watertight"]
+    assert after["f_score"] >= 0.95 and after["hidden_recall"] > before["hidden_recall"] + 0.2
+
+
+def test_a_cup_keeps_its_handle_and_is_rounder_than_inflated():
+    before = solid("cup", "inflate")[2]
+    mesh, info, after = solid("cup", "auto")
+    assert info["shape"] == "revolve" and info["shape_fit"]["body_share"] < 0.95  # the handle
+    assert after["f_score"] >= 0.85 and after["f_score"] > before["f_score"]
+    s = scene("cup")
+    # the handle stays where the photo shows it: the visible handle points are on the mesh
+    from core.evaluation import completeness
+
+    assert completeness(mesh, s.visible_points, 0.01 * s.diagonal) > 0.97
+
+
+@pytest.mark.parametrize("name", ["box_tilted", "chair"])
+def test_other_objects_are_refused_and_meshed_as_before(name):
+    mesh, info, after = solid(name, "auto")
+    _, inflate_info, before = solid(name, "inflate")
+    assert info["shape"] == "inflate" and info["shape_note"].startswith("inflate (")
+    # the same solid as asked for inflation (Poisson's threads make tiny differences)
+    assert after["f_score"] == pytest.approx(before["f_score"], abs=0.02)
+
+
+@pytest.mark.slow
+def test_a_lathe_object_with_network_like_depth_still_gains():
+    """Depth smeared and unevenly stretched like a network's (at the benchmark's size)."""
+    s = make_shape_scene("vase")
+    depth = network_like_depth(s.depth, s.mask)
+    cloud = point_cloud(depth, s.rgb, s.mask, s.intrinsics)
+    scores = {}
+    for shape in ("inflate", "auto"):
+        mesh, info = reconstruct_surface(cloud, depth, s.rgb, s.mask, s.intrinsics, shape=shape)
+        scores[shape] = whole_object_score(mesh, s)["f_score"]
+    assert info["shape"] == "revolve" and info["watertight"]
+    assert scores["auto"] >= 0.85 and scores["auto"] > scores["inflate"]
+
+
+def test_revolve_and_inflate_can_be_forced_from_the_cli(tmp_path):
+    paths = save_scene(scene("can"), tmp_path)
+    notes = {}
+    for shape in ("auto", "inflate", "revolve"):
+        report = tmp_path / f"{shape}.json"
+        code = main(
+            [
+                str(paths["rgba"]),
+                "-o",
+                str(tmp_path / f"{shape}.ply"),
+                "--segment",
+                "none",
+                "--depth-map",
+                str(paths["depth_npy"]),
+                "--shape",
+                shape,
+                "--report",
+                str(report),
+                "-q",
+                "--no-preview",
+            ]
+        )
+        assert code == 0
+        notes[shape] = json.loads(report.read_text())
+    flat = {k: json.dumps(v) for k, v in notes.items()}
+    assert '"mesh_shape": "revolve"' in flat["auto"]
+    assert '"mesh_shape": "inflate"' in flat["inflate"]
+    assert '"mesh_shape": "revolve"' in flat["revolve"]
+
+
+def test_an_unknown_shape_is_a_readable_error(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["x.png", "--shape", "cube"])
+    assert err.value.code == 2
+    assert "--shape" in capsys.readouterr().err
