@@ -317,7 +317,9 @@ class Job:
             self._handle(message)
         if self.cancelling and time.monotonic() - self.cancel_sent > CANCEL_GRACE_SECONDS:
             self.kill()  # it does not reach its next step (a long model load, a hang)
-        elif self.state == "running" and time.monotonic() - self.worker.last_activity > self.timeout:
+        elif (
+            self.state == "running" and time.monotonic() - self.worker.last_activity > self.timeout
+        ):
             self._fail(
                 "Timeout",
                 f"The reconstruction worker gave no sign of life for {self.timeout:g} seconds "

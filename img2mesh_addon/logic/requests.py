@@ -49,7 +49,12 @@ class Request:
 
 
 def resolve_options(
-    given: set[str], option_names, op_value, panel_value, panel_source: str | None, *,
+    given: set[str],
+    option_names,
+    op_value,
+    panel_value,
+    panel_source: str | None,
+    *,
     interactive: bool = False,
 ) -> dict[str, Any]:
     """The options of a run: the operator's where a script gave them, else the panel's.
@@ -96,7 +101,9 @@ def settings_dict(options: dict[str, Any], prefs: Any, abspath: Abspath = str) -
     rembg = (options.get("rembg_model") or prefs.rembg_model or "").strip()
     if rembg:
         settings["rembg_model"] = path_or_name(rembg, abspath)
-    settings.update(model_source(options["depth_model"] or prefs.depth_model, "depth_model", abspath))
+    settings.update(
+        model_source(options["depth_model"] or prefs.depth_model, "depth_model", abspath)
+    )
     if not options["auto_fov"]:
         settings["fov"] = math.degrees(options["fov"])
     if options["poisson_depth"]:
@@ -229,7 +236,6 @@ def place_picture(source: str, folder: str, stem: str) -> str:
             raise
     except OSError as exc:
         raise ResultError(
-            f"The generated picture cannot be saved in '{folder}': "
-            f"{os_reason(exc, 'the folder')}."
+            f"The generated picture cannot be saved in '{folder}': {os_reason(exc, 'the folder')}."
         ) from None
     return target

@@ -59,7 +59,9 @@ def test_automatic_values_are_left_to_the_core():
         "rembg_model": "u2net",
         "depth_model": "d/m",
     }
-    assert requests.settings_dict({**OPTIONS, "vertex_colors_only": True}, PREFS)["texture"] is False
+    assert (
+        requests.settings_dict({**OPTIONS, "vertex_colors_only": True}, PREFS)["texture"] is False
+    )
     assert requests.settings_dict({**OPTIONS, "quantize": False}, PREFS)["quantize"] == "off"
     chosen = {
         **OPTIONS,

@@ -67,6 +67,7 @@ def test_the_zip_holds_the_addon_its_manifest_and_the_core(extension_zip):
         for line in metadata.splitlines()
         if line.startswith("Requires-Dist: ") and "extra ==" not in line
     ]
+
     def normal(requirement: str) -> tuple[str, list[str]]:
         # the build backend writes "numpy<3,>=2.0" for pyproject's "numpy>=2.0,<3"
         name, specs = re.match(r"([A-Za-z0-9_.\-\[\]]+)(.*)", requirement.replace(" ", "")).groups()
@@ -191,4 +192,6 @@ def test_full_set_up_from_blenders_own_python_is_ready(installed, monkeypatch):
     status = environment.cached_status(str(made))
     shown = "{}.{}".format(*sys.version_info[:2])
     assert status.ready, status.line
-    assert re.fullmatch(rf"Ready: img2mesh {PROJECT['version']}, Python {shown}\.\d+\.", status.line)
+    assert re.fullmatch(
+        rf"Ready: img2mesh {PROJECT['version']}, Python {shown}\.\d+\.", status.line
+    )
