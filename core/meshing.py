@@ -266,7 +266,17 @@ def reconstruct_surface(
     if closed:
         # Checked as written: the mesh keeps float32 coordinates.
         if counted:
-            vertices, anchor_crossings, counted = _settle(vertices, faces, anchor, anchor_crossings)
+            clean_anchor = anchor_crossings == 0
+            settled, left, counted = _settle(vertices, faces, anchor, anchor_crossings)
+            if left and clean_anchor:
+                # The last step's repair left crossings (rare: a very thick solid folded
+                # by the stretch): the surface before that step, which crosses nowhere.
+                settled, left, counted = _f32(anchor), 0, True
+                info["warnings"].append(
+                    "The last step made faces cross that could not be repaired, so the solid "
+                    "is the surface from before it (a thickness may not have been applied)."
+                )
+            vertices, anchor_crossings = settled, left
         vertices = _f32(vertices)
         # (one fan of faces around each vertex: by construction on the untouched grid)
         fans = True if by_construction else None
