@@ -662,13 +662,15 @@ def assert_same_surface(a: Mesh, b: Mesh) -> None:
     # The valid-volume repair (core/solid.py) moves the few vertices of faces that cross,
     # and which faces cross depends on how Poisson split its polygons in that run: all
     # but those vertices are the same, and those stay within a small share of the object.
+    # (Sphere at thickness 0.6, 15 runs: 261-512 of 43,414 vertices moved, 0.6-1.2%,
+    # by at most 0.24% of the diagonal.)
     same = dist < 1e-5
     diagonal = float(np.linalg.norm(np.ptp(b.vertices, axis=0)))
-    assert same.mean() >= 0.99 and dist.max() < 0.005 * diagonal
+    assert same.mean() >= 0.98 and dist.max() < 0.005 * diagonal
     np.testing.assert_allclose(a.colors[same], b.colors[match[same]], atol=1e-6)
     # vertices at one spot (a solid's sheets split apart) count as one
     _, spot = np.unique(b.vertices, axis=0, return_inverse=True)
-    assert len(np.unique(spot[match[same]])) >= 0.99 * len(np.unique(spot))
+    assert len(np.unique(spot[match[same]])) >= 0.98 * len(np.unique(spot))
 
     def triangles(faces: np.ndarray) -> set:
         # each triangle from its smallest index, keeping its winding
