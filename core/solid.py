@@ -111,11 +111,13 @@ def crossing_pairs(
     span = float(np.max(v.max(axis=0) - v.min(axis=0))) if len(v) else 0.0
     if not (span > 0 and np.isfinite(span)):
         return none, True
-    grow = np.maximum(
-        5 * NEAR * (tri.max(axis=1) - tri.min(axis=1)).max(axis=1, keepdims=True), 2 * GAP * span
-    )
-    lo = tri.min(axis=1) - grow
-    hi = tri.max(axis=1) + grow
+    # (corner by corner: numpy's reductions over an axis of three are slow)
+    tri_lo = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    tri_hi = np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    grow = np.maximum(5 * NEAR * (tri_hi - tri_lo).max(axis=1, keepdims=True), 2 * GAP * span)
+    lo = tri_lo - grow
+    hi = tri_hi + grow
+    del tri_lo, tri_hi
     extent = hi - lo
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
         return none, True
@@ -207,8 +209,11 @@ class _Search:
         for s in range(0, len(a), CHUNK):
             ca, cb = a[s : s + CHUNK], b[s : s + CHUNK]
             # No shared vertex.
-            fa, fb = self.faces[ca], self.faces[cb]
-            keep = ~(fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
+            fa, fb = self.faces[ca].T, self.faces[cb].T
+            keep = np.ones(len(ca), dtype=bool)
+            for x in fa:
+                for y in fb:
+                    keep &= x != y
             ca, cb = ca[keep], cb[keep]
             if len(ca) == 0:
                 continue
@@ -252,7 +257,7 @@ def _grid_pairs(ids, first, last, box_lo, box_hi, active, need, search) -> None:
     face = ids[owner]
     order = np.lexsort((~need[face], key))
     key, owner, face = key[order], owner[order], face[order]
-    cells = np.stack([ix[order], iy[order], iz[order]], axis=0)
+    cells = np.stack([ix[order], iy[order], iz[order]], axis=0).astype(np.int32)
     del ix, iy, iz, order
     # Only the cells holding a needed face (and an active one) matter.
     new_cell = np.r_[True, key[1:] != key[:-1]]
@@ -275,7 +280,7 @@ def _grid_pairs(ids, first, last, box_lo, box_hi, active, need, search) -> None:
     after = np.repeat(starts + sizes, sizes) - np.arange(len(key)) - 1
     e_lo = np.ascontiguousarray(box_lo[face].T)
     e_hi = np.ascontiguousarray(box_hi[face].T)
-    e_first = np.ascontiguousarray(first[owner].T)
+    e_first = np.ascontiguousarray(first[owner].T, dtype=np.int32)
     e_active = active[face] if active is not None else None
     alive = np.flatnonzero((after >= 1) & need[face])
     j = 0
@@ -302,11 +307,18 @@ def _triangles_cross(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
     crossing, and a user's check must agree with the report (:mod:`core.tritri`)."""
     from .tritri import open3d_flags
 
-    return _meet(t1, t2, span) | open3d_flags(t1, t2)
+    hit, separate = _meet(t1, t2, span)
+    # Where one face's corners all lie more than TOUCH to one side of the other's plane
+    # (Open3D's normalisation), Open3D's test, whose margin is smaller, says "apart" too.
+    rest = np.flatnonzero(~hit & ~separate)
+    hit[rest] = open3d_flags(t1[rest], t2[rest])
+    return hit
 
 
-def _meet(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
-    """Whether closed triangles t1[i] and t2[i] ((K, 3, 3) each) have a point in common.
+def _meet(t1: np.ndarray, t2: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray]:
+    """Whether closed triangles t1[i] and t2[i] ((K, 3, 3) each) have a point in common,
+    and whether one lies wholly more than :data:`TOUCH` to one side of the other's plane
+    (scaled as below).
 
     Each pair is scaled to unit spread per axis, as Open3D does, and faces nearer
     than :data:`TOUCH` and :data:`NEAR` count as touching, and so do faces within
@@ -325,31 +337,48 @@ def _meet(t1: np.ndarray, t2: np.ndarray, span: float) -> np.ndarray:
     n2 = np.cross(t2[:, 1] - t2[:, 0], t2[:, 2] - t2[:, 0])
     d2 = np.einsum("kij,kj->ki", t2 - t1[:, :1], n1)  # t2's corners above t1's plane
     d1 = np.einsum("kij,kj->ki", t1 - t2[:, :1], n2)
-    apart = (
-        np.all(d2 > eps, axis=1)
-        | np.all(d2 < -eps, axis=1)
-        | np.all(d1 > eps, axis=1)
-        | np.all(d1 < -eps, axis=1)
-    ) & apart_real
+    separate = _one_side(d2, eps) | _one_side(d1, eps)
     out = np.zeros(len(t1), dtype=bool)
-    todo = np.flatnonzero(~apart)
-    if len(todo) == 0:
-        return out
-    t1, t2, n1, n2 = t1[todo], t2[todo], n1[todo], n2[todo]
-    d1, d2, o1, o2 = d1[todo], d2[todo], o1[todo], o2[todo]
-    coplanar = np.all(np.abs(d2) <= eps, axis=1) | np.all(np.abs(d1) <= eps, axis=1)
-    hit = np.zeros(len(todo), dtype=bool)
-    for k in range(3):
-        hit |= _edge_meets(t1[:, k], t1[:, (k + 1) % 3], d1[:, k], d1[:, (k + 1) % 3], t2, n2, eps)
-        hit |= _edge_meets(t2[:, k], t2[:, (k + 1) % 3], d2[:, k], d2[:, (k + 1) % 3], t1, n1, eps)
-    if coplanar.any():
-        hit[coplanar] = _coplanar_overlap(t1[coplanar], t2[coplanar], n1[coplanar], eps)
-    # Faces that do not cross but come within GAP of the surface's size touch.
-    near = np.flatnonzero(~hit)
+    # (faces separated here but nearer than the gap may still touch by the edge tests'
+    # NEAR margin)
+    todo = np.flatnonzero(~(separate & apart_real))
+    if len(todo):
+        t1, t2, n1, n2, d1, d2 = t1[todo], t2[todo], n1[todo], n2[todo], d1[todo], d2[todo]
+        coplanar = np.all(np.abs(d2) <= eps, axis=1) | np.all(np.abs(d1) <= eps, axis=1)
+        hit = np.zeros(len(todo), dtype=bool)
+        for k in range(3):
+            hit |= _edge_meets(
+                t1[:, k], t1[:, (k + 1) % 3], d1[:, k], d1[:, (k + 1) % 3], t2, n2, eps
+            )
+            hit |= _edge_meets(
+                t2[:, k], t2[:, (k + 1) % 3], d2[:, k], d2[:, (k + 1) % 3], t1, n1, eps
+            )
+        if coplanar.any():
+            hit[coplanar] = _coplanar_overlap(t1[coplanar], t2[coplanar], n1[coplanar], eps)
+        out[todo] = hit
+    # Faces that do not cross but come within GAP of the surface's size touch. Not those
+    # more than that to one side of the other's plane, nor those whose boxes are apart.
+    near = ~out & ~apart_real
+    near[near] = ~_boxes_apart(o1[near], o2[near], gap)
+    near = np.flatnonzero(near)
     if len(near):
-        hit[near] = _triangle_distance(o1[near], o2[near]) <= gap
-    out[todo] = hit
-    return out
+        out[near] = _triangle_distance(o1[near], o2[near]) <= gap
+    return out, separate
+
+
+def _one_side(d: np.ndarray, eps: float) -> np.ndarray:
+    """Whether all three heights ``d[i]`` are above ``eps`` or all below ``-eps``."""
+    a, b, c = d[:, 0], d[:, 1], d[:, 2]
+    return ((a > eps) & (b > eps) & (c > eps)) | ((a < -eps) & (b < -eps) & (c < -eps))
+
+
+def _boxes_apart(t1: np.ndarray, t2: np.ndarray, gap: float) -> np.ndarray:
+    """Whether the boxes of t1[i] and t2[i] are more than ``gap`` apart along some axis."""
+    lo1 = np.minimum(np.minimum(t1[:, 0], t1[:, 1]), t1[:, 2])
+    hi1 = np.maximum(np.maximum(t1[:, 0], t1[:, 1]), t1[:, 2])
+    lo2 = np.minimum(np.minimum(t2[:, 0], t2[:, 1]), t2[:, 2])
+    hi2 = np.maximum(np.maximum(t2[:, 0], t2[:, 1]), t2[:, 2])
+    return ((lo1 - hi2 > gap) | (lo2 - hi1 > gap)).any(axis=1)
 
 
 def _apart(t1: np.ndarray, t2: np.ndarray, gap: float) -> np.ndarray:
@@ -365,24 +394,33 @@ def _triangle_distance(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
     the least of each corner's distance to the other triangle and each edge pair's."""
     best = np.full(len(t1), np.inf)
     for a, b in ((t1, t2), (t2, t1)):
+        n, ok = _unit_normals(b)
         for k in range(3):
-            best = np.minimum(best, _point_triangle(a[:, k], b))
-    for i in range(3):
-        for j in range(3):
-            best = np.minimum(
-                best, _segments(t1[:, i], t1[:, (i + 1) % 3], t2[:, j], t2[:, (j + 1) % 3])
-            )
-    return best
+            best = np.minimum(best, _point_triangle(a[:, k], b, n, ok))
+    # the nine edge pairs at once
+    i, j = np.repeat(np.arange(3), 3), np.tile(np.arange(3), 3)
+    k = len(t1)
+    d = _segments(
+        t1[:, i].reshape(-1, 3),
+        t1[:, (i + 1) % 3].reshape(-1, 3),
+        t2[:, j].reshape(-1, 3),
+        t2[:, (j + 1) % 3].reshape(-1, 3),
+    )
+    return np.minimum(best, d.reshape(k, 9).min(axis=1))
 
 
-def _point_triangle(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
-    """Distance from p[i] to the plane of tri[i] where it projects inside, else infinity
-    (the edges' distances are the segments' case)."""
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    n = np.cross(b - a, c - a)
+def _unit_normals(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals of tri[i] (zero where degenerate), and where they are defined."""
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     length = np.linalg.norm(n, axis=1)
     ok = length > 0
-    n = n / np.where(ok, length, 1.0)[:, None]
+    return n / np.where(ok, length, 1.0)[:, None], ok
+
+
+def _point_triangle(p: np.ndarray, tri: np.ndarray, n: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Distance from p[i] to the plane of tri[i] (unit normal ``n``, defined where ``ok``)
+    where it projects inside, else infinity (the edges' distances are the segments' case)."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
     h = np.einsum("ij,ij->i", p - a, n)
     q = p - h[:, None] * n
     inside = ok.copy()
@@ -504,7 +542,7 @@ def untangle(
         # Pairs that only Open3D's rounding noise calls crossing (nearly coplanar faces
         # side by side): one face of each is lifted off the other's plane by a thousandth
         # of its size. The others are repaired as they are below.
-        noise = ~_meet(v[faces[pairs[:, 0]]], v[faces[pairs[:, 1]]], span)
+        noise = ~_meet(v[faces[pairs[:, 0]]], v[faces[pairs[:, 1]]], span)[0]
         real = pairs[~noise]
         nudged = _nudge(v, faces, pairs[noise, 1], r) if noise.any() else np.zeros(n, bool)
         region = np.zeros(n, dtype=bool)
