@@ -122,6 +122,8 @@ def run_on_ray(
     started_here = _connect(ray, a.ray)
     actors: list = []
     bar = None
+    stack = contextlib.ExitStack()
+    interrupted = stack.enter_context(_ctrl_c())
 
     def emit(line: str) -> None:
         print(line, flush=True)  # each photo's line as it lands, also into a pipe or log
@@ -168,7 +170,10 @@ def run_on_ray(
         for actor in actors:
             submit(actor)
         while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            interrupted()
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.1)
+            if not ready:
+                continue
             ref = ready[0]
             i, actor = in_flight.pop(ref)
             try:
@@ -208,9 +213,33 @@ def run_on_ray(
             submit(actor)
         return [r for r in reports if r is not None], failures
     finally:
+        stack.close()
         if bar is not None:
             bar.close()
         _stop(ray, actors, started_here)
+
+
+@contextlib.contextmanager
+def _ctrl_c():
+    """Ctrl-C noted by our own handler and raised as KeyboardInterrupt at the next check
+    (the function yielded), never inside Ray's own calls, which can swallow it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    seen: list[int] = []
+
+    def check() -> None:
+        if seen:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _write_all(atomic_write, paths: list[Path], blobs, overwrite: bool) -> None:
