@@ -138,7 +138,10 @@ def fit_revolution(
     take = min(len(idx), max(500, int(1.5 * len(points) / (TURNS / 2))))
     idx = rng.choice(idx, size=take, replace=False)
     angles = np.radians(np.arange(1, TURNS) * (360.0 / TURNS))
-    q = _turn(rel[idx], a, angles)  # (K, T, 3)
+    # Each copy at the radius its height's outward side reaches (see _rim_radii).
+    grow = (_rim_radii(h, r, normals, radial, a, body, cell) - r)[idx]
+    src = rel[idx] + radial[idx] / np.maximum(r[idx], 1e-12)[:, None] * grow[:, None]
+    q = _turn(src, a, angles)  # (K, T, 3)
     qn = _turn(normals[idx], a, angles)
     q, qn = q.reshape(-1, 3), qn.reshape(-1, 3)
     ends, end_normals = _flat_ends(h[body], r[body], a, e1, e2, cell)
@@ -438,6 +441,28 @@ def _axis(p: np.ndarray, n: np.ndarray, w: np.ndarray):
         if best is None or cost < best[0]:
             best = (cost, a, m)
     return best[1], best[2]
+
+
+def _rim_radii(h, r, normals, radial, a, body, cell) -> np.ndarray:
+    """Per front point: its radius, raised on the body's outward side to the radius that
+    the outward side at its height reaches (the 90th percentile of a ``cell`` of height).
+
+    A lathe body's outward side has one radius per height. A network's depth errs most in
+    the relief, where the camera looks at the surface head on: those points sit too near
+    the axis or too far from it, and turned they would make the hidden side too thin. The
+    points seen near the outline, where the camera grazes the surface, are placed by
+    their pixel (sideways) more than by their depth, and give the radius. With exact
+    depth all points of a height agree and nothing moves.
+    """
+    unit = radial / np.maximum(r, 1e-12)[:, None]
+    outward = body & (np.abs(normals @ a) < 0.6) & (np.einsum("ij,ij->i", normals, unit) > 0.5)
+    level = np.floor(h / cell).astype(np.int64)
+    out = r.copy()
+    levels, counts = np.unique(level[outward], return_counts=True)
+    for b in levels[counts >= 10]:
+        sel = outward & (level == b)
+        out[sel] = np.maximum(r[sel], np.percentile(r[sel], 90))
+    return out
 
 
 def _turn(v: np.ndarray, axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
