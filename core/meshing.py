@@ -238,7 +238,7 @@ def reconstruct_surface(
         mesh = _taubin(mesh, smooth)
         if closed and counted:
             vertices, anchor_crossings, counted = _settle(
-                mesh.vertices, mesh.faces, anchor, anchor_crossings
+                mesh.vertices, mesh.faces, anchor, anchor_crossings, "smoothing", info["warnings"]
             )
             mesh = Mesh(vertices, mesh.faces, mesh.colors)
             anchor = vertices
@@ -266,17 +266,11 @@ def reconstruct_surface(
     if closed:
         # Checked as written: the mesh keeps float32 coordinates.
         if counted:
-            clean_anchor = anchor_crossings == 0
-            settled, left, counted = _settle(vertices, faces, anchor, anchor_crossings)
-            if left and clean_anchor:
-                # The last step's repair left crossings (rare: a very thick solid folded
-                # by the stretch): the surface before that step, which crosses nowhere.
-                settled, left, counted = _f32(anchor), 0, True
-                info["warnings"].append(
-                    "The last step made faces cross that could not be repaired, so the solid "
-                    "is the surface from before it (a thickness may not have been applied)."
-                )
-            vertices, anchor_crossings = settled, left
+            # (the last step: a new thickness's stretch if any, and the fit inside the outline)
+            step = "fit inside the photo's outline" if fresh else "thickness"
+            vertices, anchor_crossings, counted = _settle(
+                vertices, faces, anchor, anchor_crossings, step, info["warnings"]
+            )
         vertices = _f32(vertices)
         # (one fan of faces around each vertex: by construction on the untouched grid)
         fans = True if by_construction else None
@@ -321,7 +315,9 @@ def _count_all(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, bool]:
     return left, left <= repair_limit(len(faces))
 
 
-def _settle(vertices, faces, anchor, anchor_crossings: int) -> tuple[np.ndarray, int, bool]:
+def _settle(
+    vertices, faces, anchor, anchor_crossings: int, step: str, warnings: list[str]
+) -> tuple[np.ndarray, int, bool]:
     """``vertices`` after a step that moved them from ``anchor`` (``anchor_crossings`` pairs).
 
     Only the faces with a moved vertex are searched (bounded); where they cross, their
@@ -329,6 +325,9 @@ def _settle(vertices, faces, anchor, anchor_crossings: int) -> tuple[np.ndarray,
     float32-exact vertices, the crossing pairs left and whether that count is complete.
     When the anchor itself crossed (the count is then not local), the whole surface is
     counted once more: the report stays true on a surface that is no valid volume anyway.
+    When the repair leaves crossings that the anchor did not have (rare: a very thick
+    solid folded by its stretch), the step is undone: the anchor is returned, and
+    ``warnings`` says so, naming the ``step``.
     """
     v, anchor = _f32(vertices), _f32(anchor)
     moved = np.any(v != anchor, axis=1)
@@ -339,12 +338,16 @@ def _settle(vertices, faces, anchor, anchor_crossings: int) -> tuple[np.ndarray,
         # Faces that touch even where the anchor is (the anchor was checked at its own
         # size, smaller than a thickened solid's): relaxed apart where they are.
         out, left = untangle(out, faces, rounds=20, float32=True)
-    if left > repair_limit(len(faces)):
-        return out, left, False
-    if anchor_crossings or left:
+    complete = left <= repair_limit(len(faces))
+    if complete and (anchor_crossings or left):
         left, complete = _count_all(out, faces)
-        return out, left, complete
-    return out, 0, True
+    if left and anchor_crossings == 0:
+        warnings.append(
+            f"The {step} made faces cross that could not be repaired, so it was not applied "
+            "to the solid."
+        )
+        return anchor, 0, True
+    return out, left, complete
 
 
 def _tangled(solid: Mesh) -> int:

@@ -226,6 +226,50 @@ def test_every_closed_solid_is_a_valid_volume(name, path):
     assert_valid_volume(mesh)
 
 
+def test_a_step_whose_crossings_cannot_be_repaired_is_undone_with_a_warning(monkeypatch):
+    """Smoothing that pushes a patch of the front through the back, and a repair that
+    cannot undo it (emulated: every repair after it gives up): the solid is the surface
+    before the smoothing, a valid volume, and the report says the smoothing was not
+    applied. The surface before it comes from the same Poisson solve (``solids``)."""
+    import core.meshing
+
+    solids: dict = {}
+    before, _ = solid("sphere", solids=solids, shape="inflate")
+
+    dents = []
+
+    def dented(mesh, iterations):
+        dents.append(iterations)
+        v = mesh.vertices.copy()
+        z = v[:, 2]
+        near = z < np.quantile(z, 0.005)  # a patch of the front, pushed through the back
+        v[near, 2] += 1.5 * float(np.ptp(z))
+        return type(mesh)(v, mesh.faces, mesh.colors)
+
+    real = core.meshing.untangle
+
+    def gives_up(vertices, faces, anchor=None, **options):
+        if not dents:
+            return real(vertices, faces, anchor, **options)
+        pairs, _ = crossing_pairs(vertices, faces)
+        return np.array(vertices), len(pairs)
+
+    monkeypatch.setattr(core.meshing, "_taubin", dented)
+    monkeypatch.setattr(core.meshing, "untangle", gives_up)
+    after, info = solid("sphere", solids=solids, shape="inflate", smooth=2)
+    assert info["poisson_reused"]
+    assert info["warnings"] == [
+        "The smoothing made faces cross that could not be repaired, so it was not applied "
+        "to the solid."
+    ]
+    assert info["watertight"] and info["self_intersections"] == 0
+    assert volume_report(after.vertices, after.faces)["valid"]
+    # the solid without the smoothing (whose report test_our_report_says_what_open3d_says
+    # checks against Open3D), vertex for vertex
+    np.testing.assert_array_equal(after.faces, before.faces)
+    np.testing.assert_array_equal(after.vertices, before.vertices)
+
+
 def test_chair_legs_stay_legs():
     """Thin parts are kept, not sanded away to make the volume valid."""
     mesh, info = solid("chair")
