@@ -976,8 +976,8 @@ def levers(results: dict, tag: str) -> list[str]:
             False,
         ),
         (
-            f"automatic Poisson depth (here {depth or 0:.0f}) and all cores instead of depth "
-            "10 on one thread (ours: closed solid, warm second photo)",
+            f"automatic Poisson depth (here {depth or 0:.0f}, on one thread: the same mesh on "
+            "every run) instead of depth 10 (ours: closed solid, warm second photo)",
             pick(o, "stages.mesh"),
             pick(u, "second.stages.mesh"),
             True,

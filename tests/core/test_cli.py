@@ -119,6 +119,21 @@ def test_weight_free_toy_end_to_end(tmp_path):
     assert photo_colour_agreement(tmp_path / "toy.ply", report, photo) < 0.08
 
 
+def test_the_same_photo_gives_the_same_file_byte_for_byte(tmp_path):
+    """Run again, the same mesh: the closed solid with a smoothing and a face budget (every
+    step that repairs crossings), twice, in two processes."""
+    outs = []
+    for name in ("a", "b"):
+        target = tmp_path / f"{name}.ply"
+        out = run_cli(
+            TOY, "-o", target, *WEIGHT_FREE, "--smooth", "2", "--target-faces", "20000",
+            "--no-preview", "-q",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        outs.append(target.read_bytes())
+    assert len(outs[0]) > 100_000 and outs[0] == outs[1]
+
+
 def test_depth_map_gives_metric_scale(tmp_path):
     """The example's exact depth (mm) through --depth-map: the bear is its true size in metres."""
     code = main(

@@ -49,26 +49,6 @@ def photo_folder(folder: Path, bad: bool = True) -> Path:
     return folder
 
 
-def same_mesh(a_path: Path, b_path: Path) -> None:
-    """The same surface and colours; vertex order may differ (Poisson runs on threads).
-
-    The valid-volume repair (core/solid.py) moves the few vertices of faces that cross,
-    and which faces cross depends on how Poisson split its polygons in that run: all but
-    those vertices are the same, and those stay near. The toy ellipse's solid, two CLI runs
-    compared 6 times: 98.5-98.7% the same, the rest within 0.23-0.26% of the object's size;
-    one CI run saw 98.8% and 1.01% (a repair that spread over more rings of faces).
-    """
-    from scipy.spatial import cKDTree
-
-    a, b = read_mesh(a_path), read_mesh(b_path)
-    assert (a.n_vertices, a.n_faces) == (b.n_vertices, b.n_faces)
-    size = float(np.linalg.norm(a.vertices.max(axis=0) - a.vertices.min(axis=0)))
-    distance, nearest = cKDTree(b.vertices).query(a.vertices)
-    same = distance < 1e-5 * size
-    assert same.mean() >= 0.97 and distance.max() < 0.03 * size, (same.mean(), distance.max())
-    np.testing.assert_allclose(a.colors[same], b.colors[nearest[same]], atol=1e-6)
-
-
 @needs_ray
 @pytest.mark.slow
 def test_ray_batch_equals_a_local_batch_and_a_bad_photo_fails_alone(tmp_path, capsys):
@@ -96,7 +76,9 @@ def test_ray_batch_equals_a_local_batch_and_a_bad_photo_fails_alone(tmp_path, ca
         "toy.ply", "toy.preview.png",
     ]  # fmt: skip
     for stem in ("ellipse", "mirrored", "toy"):
-        same_mesh(tmp_path / "local" / f"{stem}.ply", tmp_path / "ray" / f"{stem}.ply")
+        # the same file, byte for byte (the Poisson solve is deterministic at these depths)
+        local_ply, ray_ply = tmp_path / "local" / f"{stem}.ply", tmp_path / "ray" / f"{stem}.ply"
+        assert local_ply.read_bytes() == ray_ply.read_bytes(), stem
         with (
             Image.open(tmp_path / "local" / f"{stem}.preview.png") as a,
             Image.open(tmp_path / "ray" / f"{stem}.preview.png") as b,

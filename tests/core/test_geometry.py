@@ -664,7 +664,7 @@ def assert_same_surface(a: Mesh, b: Mesh) -> None:
     # but those vertices are the same, and those stay within a small share of the object.
     # (Sphere at thickness 0.6, 15 runs: 261-512 of 43,414 vertices moved, 0.6-1.2%,
     # by at most 0.24% of the diagonal; a repair that spreads over more rings of faces
-    # moves some by about 1%, as test_cluster.same_mesh saw once.)
+    # moves some by about 1%, as a CI run once saw two threaded solves differ.)
     same = dist < 1e-5
     diagonal = float(np.linalg.norm(np.ptp(b.vertices, axis=0)))
     assert same.mean() >= 0.98 and dist.max() < 0.03 * diagonal
