@@ -111,9 +111,7 @@ def crossing_pairs(
     span = float(np.max(v.max(axis=0) - v.min(axis=0))) if len(v) else 0.0
     if not (span > 0 and np.isfinite(span)):
         return none, True
-    # (corner by corner: numpy's reductions over an axis of three are slow)
-    tri_lo = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
-    tri_hi = np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    tri_lo, tri_hi = _boxes(tri)
     grow = np.maximum(5 * NEAR * (tri_hi - tri_lo).max(axis=1, keepdims=True), 2 * GAP * span)
     lo = tri_lo - grow
     hi = tri_hi + grow
@@ -372,12 +370,18 @@ def _one_side(d: np.ndarray, eps: float) -> np.ndarray:
     return ((a > eps) & (b > eps) & (c > eps)) | ((a < -eps) & (b < -eps) & (c < -eps))
 
 
+def _boxes(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The least and greatest corner of each triangle ((K, 3, 3) -> two (K, 3)), corner by
+    corner: numpy's reductions over an axis of three are slow."""
+    lo = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    hi = np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    return lo, hi
+
+
 def _boxes_apart(t1: np.ndarray, t2: np.ndarray, gap: float) -> np.ndarray:
     """Whether the boxes of t1[i] and t2[i] are more than ``gap`` apart along some axis."""
-    lo1 = np.minimum(np.minimum(t1[:, 0], t1[:, 1]), t1[:, 2])
-    hi1 = np.maximum(np.maximum(t1[:, 0], t1[:, 1]), t1[:, 2])
-    lo2 = np.minimum(np.minimum(t2[:, 0], t2[:, 1]), t2[:, 2])
-    hi2 = np.maximum(np.maximum(t2[:, 0], t2[:, 1]), t2[:, 2])
+    lo1, hi1 = _boxes(t1)
+    lo2, hi2 = _boxes(t2)
     return ((lo1 - hi2 > gap) | (lo2 - hi1 > gap)).any(axis=1)
 
 
