@@ -63,7 +63,18 @@ def main(argv=None) -> int:
         "48-MP vs 640-px JPEG (printed); shape = whole-object scores, hidden side included, "
         "inflated vs the shape prior (bench/shape.py; printed, --quick for three small scenes)",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS.json",
+        help="measure nothing: write --out (and its plot) again from a run's saved results, "
+        "after a change to the report's text",
+    )
     args, rest = parser.parse_known_args(argv)
+    if args.render:
+        if rest or args.only:
+            parser.error("--render takes only --out and --images")
+        return render(json.loads(args.render.read_text()), args.out, args.images)
     if args.only == "texture":
         from bench import texture
 
@@ -92,7 +103,6 @@ def main(argv=None) -> int:
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
     sizes = [(160, 120)] if quick else [(640, 480), (1280, 960)]
-    images_dir = args.images or args.out.parent / "images"
     json_path = args.json or ROOT / "bench" / "results" / ("quick.json" if quick else "full.json")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="img2mesh-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -167,12 +177,8 @@ def main(argv=None) -> int:
 
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    images_dir.mkdir(parents=True, exist_ok=True)
-    plot = images_dir / ("benchmark-stages-quick.png" if quick else "benchmark-stages.png")
-    plot_stages(results, plot)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(results, os.path.relpath(plot, args.out.parent)))
-    log(f"wrote {args.out}, {plot}, {json_path}")
+    render(results, args.out, args.images)
+    log(f"and {json_path}")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -746,6 +752,19 @@ def _memory_lines(memory: dict) -> list[str]:
     return memory_markdown(memory)
 
 
+def render(results: dict, out: Path, images: Path | None = None) -> int:
+    """Write the report ``out`` and its plot (in ``images``, else images/ beside it)."""
+    images_dir = images or out.parent / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    name = "benchmark-stages-quick.png" if results.get("quick") else "benchmark-stages.png"
+    plot = images_dir / name
+    plot_stages(results, plot)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown(results, os.path.relpath(plot, out.parent)))
+    log(f"wrote {out}, {plot}")
+    return 0
+
+
 def markdown(results: dict, plot: str) -> str:
     m, v, timing = results["machine"], results["versions"], results["timing"]
     sizes = results["sizes"]
@@ -770,6 +789,8 @@ def markdown(results: dict, plot: str) -> str:
         "```sh",
         "python bench/run.py            # about 25 minutes on two cores; writes this file",
         "python bench/run.py --quick    # tiny models and images: the test suite's smoke test",
+        "python bench/run.py --render bench/results/full.json  # this file again from the "
+        "saved run (after a change to its text; measures nothing)",
         "```",
         "",
         "The models are built once into `bench/.models/` (`python bench/models.py`). The Blender "

@@ -83,3 +83,16 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     plot = out.parent / "images" / "benchmark-stages-quick.png"
     assert f"]({plot.relative_to(out.parent)})" in text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --render writes the same report from the saved results, measuring nothing
+    again = tmp_path / "again" / "benchmarks.md"
+    render = subprocess.run(
+        [sys.executable, "bench/run.py", "--render", data, "--out", again],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert render.returncode == 0, render.stderr[-3000:]
+    assert again.read_text() == text
+    assert (again.parent / "images" / plot.name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
