@@ -5,7 +5,8 @@
 Each scene of core.synthetic.SHAPE_SCENES named below is meshed as a closed solid with
 the hidden side inflated (--shape inflate) and chosen automatically (--shape auto), and
 drawn with matplotlib from a viewpoint the camera never had (behind, or below for the
-ring), shaded by the faces' normals.
+ring), shaded by the faces' normals. With ../shared/data beside the project, the globe of
+its TUM RGB-D frame (real sensor depth, a real IS-Net mask) is drawn the same way.
 """
 
 from __future__ import annotations
@@ -57,6 +58,30 @@ def draw(ax, mesh, view, title):
     ax.set_title(title, fontsize=9)
 
 
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def tum_globe():
+    """The TUM RGB-D frame's globe: (rgb, depth, mask, intrinsics) of a crop around it.
+
+    The mask is the real IS-Net's, cut at 2.3 m: the sensor's depth is not registered
+    exactly to the colour, and along the outline it reads the wall behind the globe.
+    """
+    from PIL import Image
+
+    from core.camera import Intrinsics
+    from core.segment import BackgroundRemover
+
+    r0, r1, c0, c1 = 0, 110, 50, 175
+    rgb = np.asarray(Image.open(SHARED / "rgbd/tum/color.png").convert("RGB"))[r0:r1, c0:c1]
+    rgb = np.ascontiguousarray(rgb)
+    depth = np.asarray(Image.open(SHARED / "rgbd/tum/depth.png")).astype(np.float32) / 5000.0
+    depth = np.ascontiguousarray(depth[r0:r1, c0:c1])
+    model = SHARED / "models/isnet-general-use-fp16.onnx"
+    mask = (BackgroundRemover().mask(rgb, str(model)) > 0.5) & (depth > 0) & (depth < 2.3)
+    return rgb, depth, mask, Intrinsics(525.0, 525.0, 319.5 - c0, 239.5 - r0, c1 - c0, r1 - r0)
+
+
 def main() -> int:
     import matplotlib
 
@@ -80,6 +105,25 @@ def main() -> int:
         fig.savefig(path)
         plt.close(fig)
         print(path)
+    if not SHARED.is_dir():
+        print(f"no {SHARED}: the real globe is not drawn")
+        return 0
+    rgb, depth, mask, intrinsics = tum_globe()
+    cloud = point_cloud(depth, rgb, mask, intrinsics)
+    fig = plt.figure(figsize=(9.6, 3.2), dpi=100)
+    ax = fig.add_subplot(1, 3, 1)
+    ax.imshow(np.where(mask[..., None], rgb, rgb // 3))
+    ax.set_axis_off()
+    ax.set_title("TUM RGB-D frame, crop and mask", fontsize=9)
+    for i, shape in enumerate(("inflate", "auto")):
+        mesh, info = reconstruct_surface(cloud, depth, rgb, mask, intrinsics, shape=shape)
+        label = "inflated (before)" if shape == "inflate" else f"shape prior: {info['shape']}"
+        draw(fig.add_subplot(1, 3, i + 2, projection="3d"), mesh, (10, 90), f"{label}, behind")
+    fig.tight_layout()
+    path = out / "shape-tum-globe.png"
+    fig.savefig(path)
+    plt.close(fig)
+    print(path)
     return 0
 
 
