@@ -730,8 +730,11 @@ def _nudge(v: np.ndarray, faces: np.ndarray, which: np.ndarray, salt: int) -> np
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-300
     edge = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+    # At least a few float32 steps of its coordinates: a sliver Poisson left (edges of
+    # 10 micrometres at 0.8 m) would otherwise move less than the rounding to float32.
+    ulp = np.spacing(np.abs(tri).max(axis=(1, 2)).astype(np.float32)).astype(np.float64)
     sign = np.sign(_jitter(tri.mean(axis=1), salt)[:, 0]) + (tri.mean(axis=1)[:, 0] == 0)
-    step = (1e-3 * edge * sign)[:, None] * normal
+    step = (np.maximum(1e-3 * edge, 24.0 * ulp) * sign)[:, None] * normal
     moved = np.zeros(len(v), dtype=bool)
     for k in range(3):
         idx = faces[which, k]

@@ -318,6 +318,21 @@ def test_a_rod_seen_end_on_gives_a_valid_grid_solid():
     assert_valid_volume(mesh)
 
 
+@pytest.mark.slow
+def test_a_sliver_in_stepped_depth_is_lifted_clear_of_float32_rounding():
+    """Depth in 1 cm steps (a depth sensor's): Poisson left a sliver 10 micrometres across,
+    7 micrometres from a face, that Open3D's float test calls crossing. Lifted off by a
+    thousandth of its size, it moved less than float32's rounding at 0.8 m and 2 pairs
+    were left: the solid was reported "not a valid volume". It now moves a few float32
+    steps at least."""
+    s = make_shape_scene("blob")
+    depth = np.where(s.mask, np.round(s.depth / 0.01) * 0.01, 0.0).astype(np.float32)
+    cloud = point_cloud(depth, s.rgb, s.mask, s.intrinsics)
+    mesh, info = reconstruct_surface(cloud, depth, s.rgb, s.mask, s.intrinsics, shape="inflate")
+    assert info["watertight"] and info["self_intersections"] == 0, info["warnings"]
+    assert volume_report(mesh.vertices.astype(np.float32).astype(np.float64), mesh.faces)["valid"]
+
+
 # The same examples on every run (derandomize), so that CI is reproducible. Random runs
 # of the grid path alone (135 shapes) found one case where Open3D still disagrees with our
 # report, a known limitation (README, "Mesh"): a staircase of depth (a box's side seen
