@@ -1090,6 +1090,22 @@ def levers(results: dict, tag: str) -> list[str]:
         "without a memory arena (activations are returned after each run), which keeps "
         "start-up and peak memory down.",
         "",
+        "Also tried by hand and not kept (2026-11-30, this machine, medians of 3-5): OpenVINO "
+        "2026.4 as the runtime (the same graphs, exported without ONNX Runtime's own "
+        "operators): U^2-Net 0.75 s against ONNX Runtime's 0.73 s, GLPN-NYU 1.24 s against "
+        "1.41 s for the same unoptimised graph and 1.18 s for ours: no gain, for 180 MB more "
+        "installed. GLPN-NYU's forward by operator (ONNX Runtime's profiler, INT8 graph, "
+        "1.12 s): INT8 matrix products 30%, convolutions 26%, the attention's float "
+        "products 15%, layout transposes and reorders 14%, GELU 5%: no one part to cut. "
+        "Graph optimisation level 'extended' or 'basic' instead of 'all' (ours): 1.62 and "
+        "1.67 s against 1.45 s. Sessions from ONNX Runtime's own model format instead of "
+        "an optimised ONNX file: U^2-Net's opened in 0.38-0.40 s against 0.27-0.30 s, and "
+        "loading it in place (its bytes used directly) crashed the process. The `open3d-cpu` "
+        "wheel (a 228 MB library instead of 805 MB): imported in 0.38 s against 0.41 s. "
+        "matplotlib without the property tables it writes into its artists' docstrings on "
+        "import: the preview's imports 0.32 s against 0.42 s of a cold run, a change to a "
+        "library's internals for 0.1 s.",
+        "",
     ]
     return lines
 
