@@ -10,7 +10,9 @@ one). The hidden side is the body's front points turned about the axis: copies t
 would land where the camera measured the surface are dropped (the front stays
 exactly as seen), copies in front of the measured surface or outside the silhouette
 count against the fit. The fit is refused when too few points fit or too many copies
-contradict the photo, and the object is meshed as before.
+contradict the photo, and the object is meshed as before. Depth too rough for its
+normals (a depth sensor's steps) is fitted by the points' positions instead: the axis
+about which each point lies at its height's median radius.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def fit_revolution(
     if a is None:
         return None
     cell = 0.02
-    frame = _about(p, normals, a, c, centre / size, tol, cell)
+    frame = _about(p, normals, a, c, centre / size, cell)
     if frame is None:
         return None  # looking straight down the axis: one view does not show a profile
     residual = frame["residual"]
@@ -97,7 +99,7 @@ def fit_revolution(
         residual = _profile_residual(frame["h"], frame["r"], cell)
         # (every point: those near the outline are placed by their pixel, not the depth)
         a2, c2 = _position_axis(p, normals, tol, cell)
-        other = None if a2 is None else _about(p, normals, a2, c2, centre / size, tol, cell)
+        other = None if a2 is None else _about(p, normals, a2, c2, centre / size, cell)
         if other is not None:
             residual2 = _profile_residual(other["h"], other["r"], cell)
             if np.mean(residual2 <= tol) > np.mean(residual <= tol):
@@ -452,7 +454,7 @@ def _axis(p: np.ndarray, n: np.ndarray, w: np.ndarray):
     return best[1], best[2]
 
 
-def _about(p, normals, a, c, camera, tol: float, cell: float) -> dict | None:
+def _about(p, normals, a, c, camera, cell: float) -> dict | None:
     """The front seen about the axis (a, c): each point's height, radius, angle (0 faces
     the camera, at ``-camera``), the distance of its normal line from the axis, and the arc
     seen at its (height, radius) cell. None when the camera looks straight down the axis."""
