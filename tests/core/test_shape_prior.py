@@ -119,7 +119,7 @@ def stepped(depth: np.ndarray, mask: np.ndarray, step: float) -> np.ndarray:
 @pytest.mark.slow
 def test_a_lathe_object_in_a_sensors_depth_steps_is_fitted_by_its_radii():
     """Depth in 1 cm steps (a sensor's at about 2 m) turns the normals too far for their
-    lines to meet the axis (3% of the front fitted them); each point's radius at its
+    lines to meet the axis (2% of the front fitted them); each point's radius at its
     height still shows the axis, and the bottle is completed (inflated: 0.725)."""
     s = make_shape_scene("bottle")
     depth = stepped(s.depth, s.mask, 0.01)
