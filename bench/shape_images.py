@@ -61,8 +61,9 @@ def draw(ax, mesh, view, title):
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def tum_globe():
-    """The TUM RGB-D frame's globe: (rgb, depth, mask, intrinsics) of a crop around it.
+def tum_globe(data: Path = SHARED):
+    """The TUM RGB-D frame's globe: (rgb, depth, mask, intrinsics) of a crop around it, from
+    the shared ``data`` folder (also the real-data test's input).
 
     The mask is the real IS-Net's, cut at 2.3 m: the sensor's depth is not registered
     exactly to the colour, and along the outline it reads the wall behind the globe.
@@ -73,11 +74,11 @@ def tum_globe():
     from core.segment import BackgroundRemover
 
     r0, r1, c0, c1 = 0, 110, 50, 175
-    rgb = np.asarray(Image.open(SHARED / "rgbd/tum/color.png").convert("RGB"))[r0:r1, c0:c1]
+    rgb = np.asarray(Image.open(data / "rgbd/tum/color.png").convert("RGB"))[r0:r1, c0:c1]
     rgb = np.ascontiguousarray(rgb)
-    depth = np.asarray(Image.open(SHARED / "rgbd/tum/depth.png")).astype(np.float32) / 5000.0
+    depth = np.asarray(Image.open(data / "rgbd/tum/depth.png")).astype(np.float32) / 5000.0
     depth = np.ascontiguousarray(depth[r0:r1, c0:c1])
-    model = SHARED / "models/isnet-general-use-fp16.onnx"
+    model = data / "models/isnet-general-use-fp16.onnx"
     mask = (BackgroundRemover().mask(rgb, str(model)) > 0.5) & (depth > 0) & (depth < 2.3)
     return rgb, depth, mask, Intrinsics(525.0, 525.0, 319.5 - c0, 239.5 - r0, c1 - c0, r1 - r0)
 

@@ -186,38 +186,49 @@ def _robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 2000):
     leaves most points out is no fit (that is how an axis along the mean normal would
     otherwise explain everything).
     """
+
+    def normal_lines(p, n):
+        def residuals(a, c):
+            na = np.cross(n, a)
+            length = np.linalg.norm(na, axis=1)
+            informative = length > 0.3
+            r = np.einsum("ij,ij->i", p - c, na) / np.maximum(length, 0.3)
+            return np.where(informative, r, 0.0)
+
+        def score(a, c):
+            na = np.cross(n, a)
+            length = np.linalg.norm(na, axis=1)
+            informative = length > 0.3
+            if informative.mean() < 0.3:
+                return np.inf
+            dist = np.abs(np.einsum("ij,ij->i", p - c, na))[informative] / length[informative]
+            return float(np.mean(np.minimum(dist, 3 * tol)))
+
+        return residuals, score
+
+    return _multistart_axis(p, n, tol, samples, normal_lines)
+
+
+def _multistart_axis(p, n, tol: float, samples: int, measures):
+    """The axis (direction, point) that ``measures(p, n)`` = (residuals(a, c), score(a, c))
+    finds best, or (None, None), on at most ``samples`` of the points.
+
+    Each start (:func:`_starts`) takes its best axis point for the normal lines (linear
+    given the direction); only the three most promising are refined by a robust fit
+    (:func:`_cauchy_fit` of the residuals), since the refinement is what costs.
+    """
     rng = np.random.default_rng(0)
     if len(p) > samples:
         pick = rng.choice(len(p), samples, replace=False)
         p, n = p[pick], n[pick]
-    starts = _starts(p, n)
+    residuals, score = measures(p, n)
 
     def unit(angles):
         th, ph = angles
         return np.array([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)])
 
-    def residuals(x):
-        a = unit(x[:2])
-        c = x[2:]
-        na = np.cross(n, a)
-        length = np.linalg.norm(na, axis=1)
-        informative = length > 0.3
-        r = np.einsum("ij,ij->i", p - c, na) / np.maximum(length, 0.3)
-        return np.where(informative, r, 0.0)
-
-    def score(a, c):
-        na = np.cross(n, a)
-        length = np.linalg.norm(na, axis=1)
-        informative = length > 0.3
-        if informative.mean() < 0.3:
-            return np.inf
-        dist = np.abs(np.einsum("ij,ij->i", p - c, na))[informative] / length[informative]
-        return float(np.mean(np.minimum(dist, 3 * tol)))
-
-    # Each start with its best axis point (linear given the direction); only the three
-    # most promising are refined (the refinement is what costs).
     ranked = []
-    for a0 in starts:
+    for a0 in _starts(p, n):
         a0 = a0 / np.linalg.norm(a0)
         na = np.cross(n, a0)
         c0, *_ = np.linalg.lstsq(na, np.einsum("ij,ij->i", p, na), rcond=None)
@@ -227,7 +238,7 @@ def _robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 2000):
     best = (np.inf, None, None)
     for _, a0, c0 in ranked[:3]:
         x0 = np.r_[np.arccos(np.clip(a0[2], -1, 1)), np.arctan2(a0[1], a0[0]), c0]
-        x = _cauchy_fit(residuals, x0, tol)
+        x = _cauchy_fit(lambda x: residuals(unit(x[:2]), x[2:]), x0, tol)
         if x is None:
             continue
         a = unit(x[:2])
@@ -510,42 +521,17 @@ def _position_axis(p: np.ndarray, n: np.ndarray, tol: float, cell: float, sample
     most promising refined by a robust fit of each point's distance from its height's
     median radius.
     """
-    rng = np.random.default_rng(0)
-    if len(p) > samples:
-        pick = rng.choice(len(p), samples, replace=False)
-        p, n = p[pick], n[pick]
 
-    def signed(a, c):
-        rel = p - c
-        h = rel @ a
-        r = np.linalg.norm(rel - np.outer(h, a), axis=1)
-        return r - _profile_radius(h, r, cell)
+    def radii(p, n):
+        def signed(a, c):
+            rel = p - c
+            h = rel @ a
+            r = np.linalg.norm(rel - np.outer(h, a), axis=1)
+            return r - _profile_radius(h, r, cell)
 
-    def unit(angles):
-        th, ph = angles
-        return np.array([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)])
+        return signed, lambda a, c: float(np.mean(np.minimum(np.abs(signed(a, c)), 3 * tol)))
 
-    ranked = []
-    for a0 in _starts(p, n):
-        a0 = a0 / np.linalg.norm(a0)
-        na = np.cross(n, a0)
-        c0, *_ = np.linalg.lstsq(na, np.einsum("ij,ij->i", p, na), rcond=None)
-        ranked.append((float(np.mean(np.minimum(np.abs(signed(a0, c0)), 3 * tol))), a0, c0))
-    ranked.sort(key=lambda item: item[0])
-    best = (np.inf, None, None)
-    for _, a0, c0 in ranked[:3]:
-        x0 = np.r_[np.arccos(np.clip(a0[2], -1, 1)), np.arctan2(a0[1], a0[0]), c0]
-        x = _cauchy_fit(lambda x: signed(unit(x[:2]), x[2:]), x0, tol)
-        if x is None:
-            continue
-        a, c = unit(x[:2]), x[2:]
-        cost = float(np.mean(np.minimum(np.abs(signed(a, c)), 3 * tol)))
-        if cost < best[0]:
-            best = (cost, a, c - (c @ a) * a)
-    a = best[1]
-    if a is not None and (a[1], -a[2], -a[0]) > (0.0, 0.0, 0.0):
-        a = -a
-    return a, best[2]
+    return _multistart_axis(p, n, tol, samples, radii)
 
 
 #: The normals are rough when they are this far (median, degrees) from their own average

@@ -151,24 +151,13 @@ def test_the_real_globe_of_a_depth_sensors_frame_is_completed_round():
     pixels across at 2.1 m: its mask from the real IS-Net, its depth the sensor's (steps of
     about a centimetre), its intrinsics the frame's. The hidden half of the solid is a
     ball's: its vertices lie within a few per cent of the sphere the seen points fit."""
-    from PIL import Image
-
-    from core.camera import Intrinsics
-    from core.segment import BackgroundRemover
+    from bench.shape_images import tum_globe
 
     from .conftest import shared_data
 
-    data = shared_data()
-    r0, r1, c0, c1 = 0, 110, 50, 175
-    rgb = np.asarray(Image.open(data / "rgbd/tum/color.png").convert("RGB"))[r0:r1, c0:c1]
-    rgb = np.ascontiguousarray(rgb)
-    depth = np.asarray(Image.open(data / "rgbd/tum/depth.png")).astype(np.float32) / 5000.0
-    depth = np.ascontiguousarray(depth[r0:r1, c0:c1])
-    model = data / "models/isnet-general-use-fp16.onnx"
-    # The sensor's depth is not registered exactly to the colour: along the outline it
-    # reads the wall behind the globe (2.4-2.6 m), so the mask is cut at 2.3 m as well.
-    mask = (BackgroundRemover().mask(rgb, str(model)) > 0.5) & (depth > 0) & (depth < 2.3)
-    K = Intrinsics(525.0, 525.0, 319.5 - c0, 239.5 - r0, c1 - c0, r1 - r0)
+    # (the sensor's depth is not registered exactly to the colour: along the outline it
+    # reads the wall behind the globe, so its mask is cut at 2.3 m as well)
+    rgb, depth, mask, K = tum_globe(shared_data())
     cloud = point_cloud(depth, rgb, mask, K)
     p = cloud.points.astype(np.float64)
     # the sphere the seen points fit (least squares)
