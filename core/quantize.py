@@ -43,7 +43,14 @@ import numpy as np
 MODES = ("auto", "off")
 
 #: Version of how INT8 graphs are made; a new one makes every kept verdict stale.
-QUANT_FORMAT = 1
+#: 2: a static graph's output head stays in float (see :func:`output_head`).
+QUANT_FORMAT = 2
+
+#: Element-wise activations that may end a network: the layer before them is part of its head.
+_ACTIVATIONS = {"Sigmoid", "Tanh", "Relu", "Softmax", "Clip", "HardSigmoid"}
+
+#: Nodes that only retype or pass an output on: the head is found behind them.
+_PASS_THROUGH = {"Cast", "Identity"}
 
 #: A quantised segmentation mask must overlap the full-precision one at least this much (IoU).
 MIN_MASK_IOU = 0.98
@@ -175,11 +182,42 @@ def _quantize(source: Path, target: Path, work: Path, method: str, feed: dict | 
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=output_head(onnx.load(str(plain), load_external_data=False)),
             extra_options=options,
         )
     else:
         raise ValueError(f"unknown quantisation method {method!r}")
     optimize(quantized, target)
+
+
+def output_head(model) -> list[str]:
+    """Names of the nodes that make the graph's outputs: each output's node, and the layer before
+    it when that node is an activation (U^2-Net's ``Sigmoid(Conv(Concat(sides)))``); casts and
+    identities on the way (a float16 model's output casts) are passed through and kept too.
+
+    They stay in float in a static INT8 graph. Quantised, U^2-Net's fused output came out
+    all zeros once ONNX Runtime had fused its QDQ pairs into QLinearConv/QLinearSigmoid
+    (exact at the basic optimisation level, zeros from the extended one; ONNX Runtime
+    1.32), so its mask lost every pixel. The head is one small layer per output.
+    """
+    producer = {out: node for node in model.graph.node for out in node.output}
+    names: list[str] = []
+
+    def keep(node) -> None:
+        if node.name and node.name not in names:
+            names.append(node.name)
+
+    for output in model.graph.output:
+        node = producer.get(output.name)
+        while node is not None and node.op_type in _PASS_THROUGH and node.input:
+            keep(node)
+            node = producer.get(node.input[0])
+        if node is None:
+            continue
+        keep(node)
+        if node.op_type in _ACTIVATIONS and node.input and node.input[0] in producer:
+            keep(producer[node.input[0]])
+    return names
 
 
 # --- how close is close enough -----------------------------------------------------------

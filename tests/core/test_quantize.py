@@ -120,6 +120,58 @@ def test_a_damaged_int8_graph_is_rebuilt(tiny_segmenter, isolated_home):
     assert len(int8_files(isolated_home)) == 1
 
 
+def fused_head_segmenter(path: Path) -> Path:
+    """U^2-Net's last layers in miniature: ``Sigmoid(Conv1x1(Concat(sides)))``, sides = the image twice.
+
+    Its logits are 12 - 3 x (the sum of the normalised colours, twice): the toy's
+    coloured object is foreground, the white backdrop background.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((1, 6, 1, 1), -3.0, np.float32), "outconv.weight")
+    bias = numpy_helper.from_array(np.array([12.0], np.float32), "outconv.bias")
+    nodes = [
+        helper.make_node("Concat", ["input.1", "input.1"], ["sides"], name="/Concat", axis=1),
+        helper.make_node(
+            "Conv", ["sides", "outconv.weight", "outconv.bias"], ["logits"], name="/outconv/Conv"
+        ),
+        helper.make_node("Sigmoid", ["logits"], ["d0"], name="/Sigmoid"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "head",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 320, 320])],
+        [helper.make_tensor_value_info("d0", TensorProto.FLOAT, [1, 1, 320, 320])],
+        [weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_the_output_head_stays_float_so_a_fused_head_keeps_its_mask(tmp_path, isolated_home):
+    """Quantised whole, this head's INT8 mask was empty (IoU 0.000: ONNX Runtime's fused
+    QLinearConv/QLinearSigmoid), so the INT8 copy was refused; the real U^2-Net's was too."""
+    import onnx
+
+    model = fused_head_segmenter(tmp_path / "head.onnx")
+    assert quantize.output_head(onnx.load(str(model))) == ["/Sigmoid", "/outconv/Conv"]
+    img, truth = toy_photo(160, 120)
+    full = mask_of(session(model, "off"), img)
+    assert (full & truth).sum() / (full | truth).sum() > 0.95  # a real mask of the object
+    s = session(model)
+    assert np.array_equal(mask_of(s, img), full)
+    assert s.int8.status == "verified" and s.int8.measure >= quantize.MIN_MASK_IOU, s.int8_note
+    second = mask_of(s, img)  # the INT8 graph
+    assert (second & full).sum() / (second | full).sum() >= quantize.MIN_MASK_IOU
+    [graph] = int8_files(isolated_home)
+    ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
+    assert "QLinearConcat" in ops  # the rest is INT8; the head is float
+    assert not ops & {"QLinearConv", "QLinearSigmoid"}
+
+
 def test_a_float16_model_is_widened_before_quantising(tmp_path):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
