@@ -921,8 +921,8 @@ def _u2net_training(results: dict) -> str:
     if not steps:  # the smoke test's sliver of the network, or a run from before it was trained
         return "with random weights"
     return (
-        f"trained for {steps} steps (20-25 minutes on this machine, once; `bench/u2net.py`) on the project's "
-        "oracle scenes pasted on random backgrounds, so that its mask is an object's mask, "
+        f"trained for {steps} steps (20-25 minutes on this machine, once; `bench/u2net.py`) "
+        "on the project's oracle scenes pasted on random backgrounds, so that its mask is an object's mask, "
         "as a trained network's is, and its INT8 copy is judged on a real mask (random "
         "weights give noise about 0.5, which no INT8 copy can match)"
     )

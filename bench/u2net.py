@@ -141,10 +141,6 @@ class U2NET(nn.Module):
 
 # --- a brief training, so that the benchmark's mask is an object's mask ---------------------------
 
-#: ImageNet's mean and std: rembg normalises U^2-Net's input with them (after scaling to [0, 1]).
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
-
 
 def train(net: U2NET, *, steps: int, size: int = 160, batch: int = 4, seed: int = 0, log=None):
     """Teach ``net`` to separate the oracle scenes' objects from random backgrounds, briefly.
@@ -163,7 +159,9 @@ def train(net: U2NET, *, steps: int, size: int = 160, batch: int = 4, seed: int 
     from PIL import Image
 
     from core import synthetic
+    from core.segment import NORMALIZATIONS
 
+    mean, std = (np.array(v, np.float32) for v in NORMALIZATIONS["imagenet"])  # as rembg's U^2-Net
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     grey = np.array(synthetic.BACKGROUND_RGB, np.float32) / 255
@@ -214,7 +212,7 @@ def train(net: U2NET, *, steps: int, size: int = 160, batch: int = 4, seed: int 
         img = np.where(mask[..., None], obj, background())
         img = np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1)
         img = img / max(float(img.max()), 1e-6)  # as rembg does
-        img = (img - np.array(_MEAN)) / np.array(_STD)
+        img = (img - mean) / std
         return img.transpose(2, 0, 1).astype(np.float32), mask[None].astype(np.float32)
 
     net.train()

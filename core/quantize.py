@@ -153,6 +153,7 @@ def _quantize(source: Path, target: Path, work: Path, method: str, feed: dict | 
     if to_float32(model):
         plain = work / "fp32.onnx"
         onnx.save(model, str(plain))
+    head = output_head(model)  # the graph is read once; only node names are kept
     del model
     quantized = work / "int8.onnx"
     options = {"DefaultTensorType": onnx.TensorProto.FLOAT}
@@ -182,7 +183,7 @@ def _quantize(source: Path, target: Path, work: Path, method: str, feed: dict | 
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=output_head(onnx.load(str(plain), load_external_data=False)),
+            nodes_to_exclude=head,
             extra_options=options,
         )
     else:
