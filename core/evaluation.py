@@ -197,6 +197,12 @@ def _seen_from_camera(mesh: Mesh, points: np.ndarray, slack: float) -> np.ndarra
     return hit >= dist - slack
 
 
+def stepped_depth(depth: np.ndarray, mask: np.ndarray, step: float) -> np.ndarray:
+    """``depth`` in steps of ``step`` metres within ``mask`` (0 elsewhere), like a depth
+    sensor's, for benchmarks."""
+    return np.where(mask, np.round(np.asarray(depth) / step) * step, 0.0).astype(np.float32)
+
+
 def network_like_depth(
     depth: np.ndarray,
     mask: np.ndarray,
