@@ -1270,7 +1270,10 @@ def geometry_rows(results: dict) -> list[str]:
         "the camera. Scores (`core/evaluation.py`): **completeness** = share of the visible "
         "ground-truth surface points within 1% of the scene's diagonal of the mesh; "
         "**spill** = share of the mesh's area that projects outside the silhouette (grown "
-        "by one pixel); watertight = closed and edge-manifold.",
+        "by one pixel); watertight = closed and edge-manifold. These score the visible "
+        "surface; the whole object, hidden side included (lathe objects and others, exact "
+        "and network-like depth), is scored by `bench/run.py --only shape`: "
+        "[shape-benchmark.md](shape-benchmark.md).",
         "",
         "- *Original*: fed the exact depth the way it uses depth: the 16-pixel crop, depth "
         "scaled to 8 bits over its maximum, its fx = fy = 500 camera, outlier removal, "
