@@ -194,7 +194,7 @@ OUTLINE_STEP = 0.006
 OUTLINE_GAIN = 0.002
 
 #: ... and only where the turned body then explains the whole outline but this share of
-#: its area (a cup's handle or a blob's bumps leave 16-40% unexplained: their outline
+#: its area (a cup's handle or a blob's bumps leave 16-46% unexplained: their outline
 #: says nothing about where a lathe body's axis lies).
 OUTLINE_FIT = 0.02
 
