@@ -233,18 +233,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.steps:
         rows = steps([float(x) for x in args.steps.split(",")])
-        print(steps_markdown(rows))
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=1))
-        return 0
-    if args.seeds:
+        table = steps_markdown(rows)
+    elif args.seeds:
         rows = other_corruptions([int(x) for x in args.seeds.split(",")])
-        print(seeds_markdown(rows))
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=1))
-        return 0
-    rows = run(args.quick)
-    print(markdown(rows))
+        table = seeds_markdown(rows)
+    else:
+        rows = run(args.quick)
+        table = markdown(rows)
+    print(table)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0
