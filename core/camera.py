@@ -49,6 +49,15 @@ class Intrinsics:
             height,
         )
 
+    def project(self, points):
+        """Pixel positions ``(u, v)`` of camera-frame points ``(..., 3)`` (z forward); points
+        at or behind the camera give inf or nan."""
+        import numpy as np
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = points[..., 2]
+            return self.fx * points[..., 0] / z + self.cx, self.fy * points[..., 1] / z + self.cy
+
     def matrix(self):
         import numpy as np
 

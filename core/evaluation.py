@@ -66,9 +66,8 @@ def spill(
     pts = sample_surface(mesh, samples, seed=seed)
     h, w = region.shape
     z = pts[:, 2]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = intrinsics.fx * pts[:, 0] / z + intrinsics.cx
-        v = intrinsics.fy * pts[:, 1] / z + intrinsics.cy
+    u, v = intrinsics.project(pts)
+    with np.errstate(invalid="ignore"):
         r = np.rint(v)
         c = np.rint(u)
         inside = (z > 0) & (r >= 0) & (r < h) & (c >= 0) & (c < w)
@@ -121,9 +120,8 @@ def color_error(mesh: Mesh, rgb: np.ndarray, mask: np.ndarray, intrinsics: Intri
     the mask are skipped (the photo shows background there). NaN if none lands inside.
     """
     v = mesh.vertices.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = intrinsics.fx * v[:, 0] / v[:, 2] + intrinsics.cx
-        w = intrinsics.fy * v[:, 1] / v[:, 2] + intrinsics.cy
+    u, w = intrinsics.project(v)
+    with np.errstate(invalid="ignore"):
         r, c = np.rint(w), np.rint(u)
         h, wd = mask.shape
         inside = (v[:, 2] > 0) & (r >= 0) & (r < h) & (c >= 0) & (c < wd)

@@ -678,7 +678,7 @@ def _stretched(solid: Mesh, cloud: PointCloud, silhouette, intrinsics: Intrinsic
     front[cloud.pixels[:, 0], cloud.pixels[:, 1]] = cloud.points[:, 2]
     rows, cols = _nearest_inside(cloud.valid)
     front, t = front[rows, cols], t[rows, cols]
-    u, v = _project(vertices, intrinsics)
+    u, v = intrinsics.project(vertices)
     # Read both between pixel centres: a map that jumps from pixel to pixel would
     # fold the faces that run along the rays at the rim through each other.
     front_at, t_at = _bilinear(front, u, v), _bilinear(t, u, v)
@@ -846,7 +846,7 @@ def _grid_mesh(cloud: PointCloud, silhouette, intrinsics: Intrinsics, closed: bo
         vertices, faces, border = _split_pinches(vertices, faces)
         back, _ = _pushed_back(vertices, cloud, silhouette, intrinsics, thickness)
         n_front = len(vertices)
-        u, v = _project(vertices, intrinsics)
+        u, v = intrinsics.project(vertices)
         pixel = np.stack([np.rint(v), np.rint(u)], axis=1).astype(np.int64)
         lean = _outward_lean(faces, border, pixel, np.arange(len(vertices)) >= n_points)
         back = back * (1.0 + _lean_depth(faces, pixel, back, lean) / back[:, 2])[:, None]
@@ -937,7 +937,7 @@ def _pushed_back(vertices, cloud, silhouette, intrinsics, thickness):
     """Back copies of ``vertices`` (front points, possibly duplicated at pinches)."""
     t = thickness_map(silhouette, share=thickness)
     focal = math.sqrt(intrinsics.fx * intrinsics.fy)
-    u, v = _project(vertices, intrinsics)
+    u, v = intrinsics.project(vertices)
     r = np.clip(np.rint(v).astype(np.int64), 0, t.shape[0] - 1)
     c = np.clip(np.rint(u).astype(np.int64), 0, t.shape[1] - 1)
     scale = 1.0 + t[r, c] / focal
@@ -1167,16 +1167,8 @@ def is_closed(faces: np.ndarray) -> bool:
     return bool(np.all(np.diff(starts) == 2))
 
 
-def _project(vertices: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = vertices[:, 2]
-        u = intrinsics.fx * vertices[:, 0] / z + intrinsics.cx
-        v = intrinsics.fy * vertices[:, 1] / z + intrinsics.cy
-    return u, v
-
-
 def _projects_into(vertices: np.ndarray, region: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
-    u, v = _project(vertices, intrinsics)
+    u, v = intrinsics.project(vertices)
     h, w = region.shape
     with np.errstate(invalid="ignore"):
         inside = (vertices[:, 2] > 0) & (u > -0.5) & (u < w - 0.5) & (v > -0.5) & (v < h - 0.5)
@@ -1207,7 +1199,7 @@ def _keep_inside(
     if not outside.any():
         return vertices
     rows, cols = _nearest_inside(silhouette)
-    u, v = _project(vertices[outside], intrinsics)
+    u, v = intrinsics.project(vertices[outside])
     h, w = silhouette.shape
     r = np.clip(np.rint(v), 0, h - 1).astype(np.int64)
     c = np.clip(np.rint(u), 0, w - 1).astype(np.int64)
@@ -1227,7 +1219,7 @@ def _keep_inside(
 
 def _sample_colors(vertices, rgb, silhouette, intrinsics) -> np.ndarray:
     """sRGB [0, 1] of the photo at each vertex's pixel (the nearest silhouette pixel if outside)."""
-    u, v = _project(vertices, intrinsics)
+    u, v = intrinsics.project(vertices)
     h, w = silhouette.shape
     r = np.clip(np.nan_to_num(np.rint(v)), 0, h - 1).astype(np.int64)
     c = np.clip(np.nan_to_num(np.rint(u)), 0, w - 1).astype(np.int64)

@@ -221,23 +221,19 @@ def _turned(p, normals, a, c, frame, body, idx, angles, cell, rough):
     return q, qn, len(under) > 0
 
 
-def _pixels(q: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
-    """(..., 2) image positions (u, v) of camera-frame points (..., 3)."""
-    z = np.maximum(q[..., 2], 1e-9)
-    u = intrinsics.fx * q[..., 0] / z + intrinsics.cx
-    v = intrinsics.fy * q[..., 1] / z + intrinsics.cy
-    return np.stack([u, v], axis=-1)
-
-
-def _ring_hole(silhouette: np.ndarray, axis_pixels: np.ndarray) -> bool:
+def _ring_hole(silhouette: np.ndarray, u: np.ndarray, v: np.ndarray) -> bool:
     """Whether the silhouette has a hole (background it encloses) that the axis's image
-    crosses: a ring seen from above (a cup's handle encloses one off the axis)."""
+    crosses at pixels (u, v): a ring seen from above (a cup's handle encloses one off the
+    axis)."""
     import cv2
 
     _, labels = cv2.connectedComponents((~silhouette).astype(np.uint8), connectivity=4)
     border = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     h, w = silhouette.shape
-    u, v = np.rint(axis_pixels).astype(np.int64).T
+    u, v = (
+        np.rint(np.nan_to_num(x, nan=-1.0, posinf=-1.0, neginf=-1.0)).astype(np.int64)
+        for x in (u, v)
+    )
     inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
     crossed = labels[v[inside], u[inside]]
     crossed = crossed[~silhouette[v[inside], u[inside]]]
@@ -298,7 +294,7 @@ def _outline(frame, a, c, body, cell: float, ring: bool, world, silhouette, intr
 
     def polygons(radii):
         q = world(c + fine[:, None, None] * a + radii[:, None, None] * circle)
-        return np.rint(_pixels(q, intrinsics) * 16).astype(np.int32)  # 4 fraction bits
+        return np.rint(np.stack(intrinsics.project(q), axis=-1) * 16).astype(np.int32)  # 1/16 px
 
     outers = polygons(ro)
     if not ring:
@@ -345,7 +341,7 @@ def _outline_shift(c, centre, size, silhouette, intrinsics, p, normals, a, body,
     steps = int(round(OUTLINE_REACH / OUTLINE_STEP))
     gaps: dict[float, float] = {}
     along = cw + np.outer(np.linspace(-0.5, 0.5, 41) * size, a)
-    ring = _ring_hole(silhouette, _pixels(along, intrinsics))
+    ring = _ring_hole(silhouette, *intrinsics.project(along))
 
     def point(k: float) -> np.ndarray:
         c2 = (cw + k * OUTLINE_STEP * size * ray - centre) / size
@@ -823,9 +819,7 @@ def _hidden(q, cloud, silhouette, intrinsics: Intrinsics, margin: float):
 
     h, w = silhouette.shape
     z = q[:, 2]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = intrinsics.fx * q[:, 0] / z + intrinsics.cx
-        v = intrinsics.fy * q[:, 1] / z + intrinsics.cy
+    u, v = intrinsics.project(q)
     r = np.rint(v)
     c = np.rint(u)
     inside = (z > 0) & (r >= 0) & (r < h) & (c >= 0) & (c < w)

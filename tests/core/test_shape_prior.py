@@ -156,8 +156,8 @@ def test_the_outline_drawn_from_an_exact_fit_is_the_photos(name):
     cell = 0.02 * float(np.ptp(points, axis=0).max())  # the fit's
     a, c = fit.axis_direction, fit.axis_point
     frame = shape_prior._about(points - c, normals, a, np.zeros(3), c, cell)
-    axis = shape_prior._pixels(c + np.outer(np.linspace(-0.2, 0.2, 41), a), s.intrinsics)
-    ring = shape_prior._ring_hole(s.mask, axis)
+    axis = s.intrinsics.project(c + np.outer(np.linspace(-0.2, 0.2, 41), a))
+    ring = shape_prior._ring_hole(s.mask, *axis)
     assert ring == (name == "torus_tilted")
     drawn = shape_prior._outline(
         frame, a, np.zeros(3), fit.body, cell, ring, lambda q: q + c, s.mask, s.intrinsics
