@@ -216,7 +216,7 @@ def make_inputs(folder: Path, sizes) -> dict:
     """Per size: two photos (the toy and the box oracle scenes rendered as JPEG files)."""
     from PIL import Image
 
-    from core.synthetic import make_scene
+    from core.oracle.scenes import make_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -1100,7 +1100,7 @@ def levers(results: dict, tag: str) -> list[str]:
         "ONNX Runtime's default for U^2-Net (1.58, 1.65, 1.65 s: the same); ONNX Runtime's "
         "memory pattern off (1.8x slower, peak not lower); Poisson on every 2nd or 4th point "
         "(0.85x, 0.78x the Poisson time, the surface moved by up to 0.6% and 1% of its size). "
-        "A static INT8 graph keeps its output head in float (`core/quantize.py: "
+        "A static INT8 graph keeps its output head in float (`core/networks/int8.py: "
         "output_head`; for U^2-Net the 1x1 convolution that fuses the side outputs, and its "
         "sigmoid). Quantised whole, the trained U^2-Net's mask was damaged by ONNX Runtime "
         "1.32's fused QLinearConv/QLinearSigmoid (from the extended optimisation level on; "
@@ -1266,8 +1266,8 @@ def geometry_rows(results: dict) -> list[str]:
     lines = [
         "## Geometry on oracle scenes (exact depth, no networks)",
         "",
-        "Each scene is ray-cast (`core/synthetic.py`): a photo, its exact depth and mask, "
-        "the camera. Scores (`core/evaluation.py`): **completeness** = share of the visible "
+        "Each scene is ray-cast (`core/oracle/scenes.py`): a photo, its exact depth and mask, "
+        "the camera. Scores (`core/oracle/scores.py`): **completeness** = share of the visible "
         "ground-truth surface points within 1% of the scene's diagonal of the mesh; "
         "**spill** = share of the mesh's area that projects outside the silhouette (grown "
         "by one pixel); watertight = closed and edge-manifold. These score the visible "

@@ -88,7 +88,7 @@ def run_original(args) -> dict:
 
 def run_ours(args) -> dict:
     lap = _timer()
-    from core.pipeline import Pipeline
+    from core.runs.pipeline import Pipeline
     from core.settings import Settings
 
     settings = Settings(**json.loads(args.settings))
@@ -124,7 +124,7 @@ def _working_size(path: str, max_size: int) -> tuple[int, int]:
 
 
 def _one_image(pipeline, image: str, settings, out: str) -> dict:
-    from core.export import write_mesh
+    from core.files.meshes import write_mesh
 
     t0 = time.perf_counter()
     result = pipeline.run(image, settings)
@@ -132,7 +132,7 @@ def _one_image(pipeline, image: str, settings, out: str) -> dict:
     write_mesh(result.mesh, out, overwrite=True)
     t2 = time.perf_counter()
     # the preview as the command draws it, timed apart (the first one imports matplotlib)
-    from core.preview import write_preview
+    from core.files.preview import write_preview
 
     preview = Path(out).with_name(Path(out).stem + ".preview.png")
     write_preview(result.mesh, preview, camera=result.camera, overwrite=True)
@@ -164,9 +164,9 @@ def run_geometry(args) -> dict:
     """One approach on one oracle scene, scored in the scene's camera frame."""
     import numpy as np
 
-    from core.evaluation import score
-    from core.mesh import Mesh
-    from core.synthetic import make_scene, save_scene
+    from core.geometry.mesh import Mesh
+    from core.oracle.scenes import make_scene, save_scene
+    from core.oracle.scores import score
 
     width, height = (int(v) for v in args.size.split("x"))
     scene = make_scene(args.scene, width=width, height=height)
@@ -185,8 +185,8 @@ def run_geometry(args) -> dict:
         points = len(pcd.points)
         timings = {"pointcloud+mesh": seconds}
     else:
-        from core.mesh import to_camera_frame
-        from core.pipeline import Pipeline
+        from core.geometry.camera import to_camera_frame
+        from core.runs.pipeline import Pipeline
         from core.settings import Settings
 
         paths = save_scene(scene, Path(args.workdir) / args.scene)
@@ -309,7 +309,7 @@ def run_ray_start(args) -> dict:
     @ray.remote(num_cpus=1)
     class Echo:
         def ping(self) -> str:
-            import core.pipeline  # noqa: F401  (what a PhotoWorker imports first)
+            import core.runs.pipeline  # noqa: F401  (what a PhotoWorker imports first)
 
             return "ok"
 
@@ -326,8 +326,8 @@ def run_import(args) -> dict:
 
     t0 = time.perf_counter()
     module = args.module
-    if module.endswith(":deferred"):  # as the pipeline imports it (core.lazy_imports)
-        from core.lazy_imports import defer_open3d_plotly
+    if module.endswith(":deferred"):  # as the pipeline imports it (core.runs.startup)
+        from core.runs.startup import defer_open3d_plotly
 
         defer_open3d_plotly()
         module = module.split(":")[0]

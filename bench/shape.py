@@ -4,9 +4,9 @@
     python bench/shape.py --quick         # small images, three scenes (smoke test)
     python bench/shape.py --json out.json
 
-For each scene of core.synthetic.SHAPE_SCENES (lathe objects, a lathe object with a
+For each scene of core.oracle.shapes.SHAPE_SCENES (lathe objects, a lathe object with a
 handle, and others), with the exact depth and with depth corrupted like a network's
-(core.evaluation.network_like_depth), the closed Poisson solid is made with the hidden
+(core.oracle.scores.network_like_depth), the closed Poisson solid is made with the hidden
 side inflated (--shape inflate, what img2mesh did before the shape prior) and chosen
 automatically (--shape auto). Scores: precision, recall and F-score at 2% of the
 object's diagonal against its full surface, recall of the hidden half, the crossing
@@ -26,17 +26,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.evaluation import network_like_depth, stepped_depth, whole_object_score  # noqa: E402
-from core.meshing import reconstruct_surface  # noqa: E402
-from core.pointcloud import point_cloud  # noqa: E402
-from core.shape_prior import fit_revolution  # noqa: E402
-from core.solid import intersecting_pairs  # noqa: E402
-from core.synthetic import (  # noqa: E402
+from core.oracle.scores import network_like_depth, stepped_depth, whole_object_score  # noqa: E402
+from core.oracle.shapes import (  # noqa: E402
     LATHE_PART_SCENES,
     LATHE_SCENES,
     SHAPE_SCENES,
     make_shape_scene,
 )
+from core.shape_prior.revolution import fit_revolution  # noqa: E402
+from core.solid.search import intersecting_pairs  # noqa: E402
+from core.surface.build import reconstruct_surface  # noqa: E402
+from core.surface.cloud import point_cloud  # noqa: E402
 
 #: F-score targets (issue 17): exact depth and network-like depth.
 TARGETS = {"lathe": (0.95, 0.85), "lathe+part": (0.85, None)}
@@ -128,8 +128,8 @@ def markdown(rows: list[dict]) -> str:
 def other_corruptions(seeds: list[int]) -> list[dict]:
     """The scenes the prior takes, on other random network-like corruptions (``seeds``),
     meshed automatically with and without the outline placing the axis
-    (core.shape_prior.OUTLINE_REACH): does that step help beyond the benchmark's one map?"""
-    import core.shape_prior as shape_prior
+    (core.shape_prior.outline.OUTLINE_REACH): does that step help beyond the benchmark's one map?"""
+    from core.shape_prior import outline as shape_prior
 
     reach = shape_prior.OUTLINE_REACH
     rows = []

@@ -2,7 +2,7 @@
 
     python bench/shape_images.py            # writes docs/images/shape-*.png
 
-Each scene of core.synthetic.SHAPE_SCENES named below is meshed as a closed solid with
+Each scene of core.oracle.shapes.SHAPE_SCENES named below is meshed as a closed solid with
 the hidden side inflated (--shape inflate) and chosen automatically (--shape auto), and
 drawn with matplotlib from a viewpoint the camera never had (behind, or below for the
 ring), shaded by the faces' normals. With ../shared/data beside the project, the globe of
@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.evaluation import whole_object_score  # noqa: E402
-from core.meshing import reconstruct_surface  # noqa: E402
-from core.pointcloud import point_cloud  # noqa: E402
-from core.synthetic import make_shape_scene  # noqa: E402
+from core.oracle.scores import whole_object_score  # noqa: E402
+from core.oracle.shapes import make_shape_scene  # noqa: E402
+from core.surface.build import reconstruct_surface  # noqa: E402
+from core.surface.cloud import point_cloud  # noqa: E402
 
 #: scene -> (elevation, azimuth) of the view, in the upright frame (z up, y away from the camera)
 VIEWS = {"bottle": (10, 90), "cup": (10, 60), "torus_tilted": (-35, 90)}
@@ -70,8 +70,8 @@ def tum_globe(data: Path = SHARED):
     """
     from PIL import Image
 
-    from core.camera import Intrinsics
-    from core.segment import BackgroundRemover
+    from core.geometry.camera import Intrinsics
+    from core.masks.remover import BackgroundRemover
 
     r0, r1, c0, c1 = 0, 110, 50, 175
     rgb = np.asarray(Image.open(data / "rgbd/tum/color.png").convert("RGB"))[r0:r1, c0:c1]

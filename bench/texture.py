@@ -4,7 +4,7 @@ Fidelity: one ray per foreground pixel of the photo (at its original size) from 
 run's camera; where it hits the mesh, the mesh's colour there (the texture at the hit's
 UV, or the vertex colours interpolated) is compared with the photo: PSNR over the hits,
 texture and vertex colours of the same mesh side by side. On the oracle scenes
-(core/synthetic.py, exact depth) and on the real photos in ../shared/data (weight-free
+(core/oracle/scenes.py, exact depth) and on the real photos in ../shared/data (weight-free
 inflated depth; masks from the photo's alpha, else the real IS-Net model there).
 
 Cost: the pipeline's "texture" time plus the extra time to write the GLB, texture on
@@ -47,8 +47,8 @@ def fidelity(result, photo_rgb: np.ndarray, mask: np.ndarray) -> dict:
     """PSNR of texture and vertex colours against ``photo_rgb`` (original size) over ``mask``."""
     import open3d as o3d
 
-    from core.mesh import to_camera_frame
-    from core.texture import sample_texture
+    from core.geometry.camera import to_camera_frame
+    from core.surface.texture import sample_texture
 
     mesh = to_camera_frame(result.mesh, result.camera)
     h, w = photo_rgb.shape[:2]
@@ -96,9 +96,9 @@ def _full_mask(result, size) -> np.ndarray:
 
 
 def oracle_cases(work: Path) -> list[dict]:
-    from core.pipeline import Pipeline
+    from core.oracle.scenes import make_scene, save_scene
+    from core.runs.pipeline import Pipeline
     from core.settings import Settings
-    from core.synthetic import make_scene, save_scene
 
     out = []
     pipeline = Pipeline(cache_dir=work / "cache")
@@ -131,8 +131,8 @@ def isnet_alpha(path: Path) -> np.ndarray:
 def real_cases(work: Path) -> list[dict]:
     from PIL import Image
 
-    from core.image import load_original
-    from core.pipeline import Pipeline
+    from core.files.photos import load_original
+    from core.runs.pipeline import Pipeline
     from core.settings import Settings
 
     photos = sorted((DATA / "photos").glob("*")) if (DATA / "photos").is_dir() else []
@@ -169,8 +169,8 @@ def cost(work: Path, repeat: int) -> list[dict]:
     """Texture on/off alternating in one process: the texture stage plus the GLB write."""
     from PIL import Image
 
-    from core.export import write_mesh
-    from core.pipeline import Pipeline
+    from core.files.meshes import write_mesh
+    from core.runs.pipeline import Pipeline
     from core.settings import Settings
 
     source = DATA / "photos" / "fruit.jpg"

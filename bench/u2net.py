@@ -158,13 +158,13 @@ def train(net: U2NET, *, steps: int, size: int = 160, batch: int = 4, seed: int 
     import numpy as np
     from PIL import Image
 
-    from core import synthetic
-    from core.segment import NORMALIZATIONS
+    from core.masks.sessions import NORMALIZATIONS
+    from core.oracle import scenes, shapes
 
     mean, std = (np.array(v, np.float32) for v in NORMALIZATIONS["imagenet"])  # as rembg's U^2-Net
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    grey = np.array(synthetic.BACKGROUND_RGB, np.float32) / 255
+    grey = np.array(scenes.BACKGROUND_RGB, np.float32) / 255
     pool = []
 
     def add(scene) -> None:
@@ -174,19 +174,19 @@ def train(net: U2NET, *, steps: int, size: int = 160, batch: int = 4, seed: int 
         pool.append((np.asarray(rgb, np.float32) / 255, np.asarray(mask)))
 
     wide = size * 4 // 3
-    for name in synthetic.SHAPE_SCENES:
+    for name in shapes.SHAPE_SCENES:
         for elevation in (0, 15, 30, 45):
             width = (size, wide)[elevation // 15 % 2]
             fov = float(rng.uniform(35, 60))
             add(
-                synthetic.make_shape_scene(
+                shapes.make_shape_scene(
                     name, width=width, height=size, elevation=elevation, fov_deg=fov
                 )
             )
-    for name in synthetic.SCENE_NAMES:
+    for name in scenes.SCENE_NAMES:
         for width in (size, wide, wide):
             fov = float(rng.uniform(45, 70))
-            add(synthetic.make_scene(name, width=width, height=size, fov_deg=fov))
+            add(scenes.make_scene(name, width=width, height=size, fov_deg=fov))
 
     def background():
         colour = rng.uniform(0, 1, 3).astype(np.float32)

@@ -1,7 +1,7 @@
 """img2mesh core: one photo to a coloured 3D mesh, without Blender.
 
 ``import core`` stays fast: the heavy libraries (torch, transformers, open3d, rembg)
-are imported inside the functions that use them.
+are imported inside the functions that use them. docs/architecture.md maps the packages.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ from .settings import Settings  # noqa: E402,F401
 
 
 def __getattr__(name: str):
-    # Lazy re-exports keep `import core` light.
-    if name in ("Pipeline", "Result", "reconstruct"):
-        from . import pipeline
+    # Lazy exports keep `import core` light.
+    if name in ("Pipeline", "reconstruct"):
+        from .runs import pipeline
 
         return getattr(pipeline, name)
+    if name == "Result":
+        from .runs.result import Result
+
+        return Result
     raise AttributeError(name)

@@ -1,5 +1,5 @@
 """``python -m core``: the same command-line tool as ``img2mesh``."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

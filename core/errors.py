@@ -53,3 +53,10 @@ class Cancelled(Img2MeshError):
 
 class MissingExtraError(Img2MeshError):
     """An optional feature's packages are not installed (e.g. diffusers for text prompts)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), or its type's name:
+    how a library's error is quoted inside one of our sentences."""
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -21,10 +21,10 @@ SEGMENT_METHODS = ("rembg", "key", "none")
 DEPTH_METHODS = ("model", "inflate", "map")
 DEPTH_KINDS = ("auto", "metric", "disparity")
 MESH_METHODS = ("poisson", "grid")
-SHAPES = ("auto", "revolve", "inflate")  # the hidden side of a closed solid (core/shape_prior.py)
+SHAPES = ("auto", "revolve", "inflate")  # the hidden side of a closed solid (core/shape_prior/)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEPTH_BACKENDS = ("auto", "torch", "onnx")
-#: INT8 networks: auto = where verified on a first photo (core.quantize), off = full precision
+#: INT8 networks: auto = where verified on a first photo (core.networks.int8), off = full precision
 QUANTIZE_MODES = ("auto", "off")
 REMBG_NORMALIZATIONS = ("auto", "imagenet", "half")
 
@@ -38,7 +38,7 @@ class Settings:
     # background removal
     segment: str = "rembg"  # rembg | key | none
     rembg_model: str = DEFAULT_REMBG_MODEL  # a rembg model name or a path to a .onnx file
-    # a custom .onnx file's input normalisation: auto | imagenet | half (core.segment)
+    # a custom .onnx file's input normalisation: auto | imagenet | half (core.masks)
     rembg_normalize: str = "auto"
     # depth
     depth: str = "model"  # model | inflate | map
@@ -56,7 +56,7 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda | mps
     # how the depth network runs: auto = ONNX Runtime where verified against PyTorch, else PyTorch
     depth_backend: str = "auto"  # auto | torch | onnx
-    # INT8 copies of the ONNX Runtime networks where their first photo shows them close (core.quantize)
+    # INT8 copies of the ONNX Runtime networks where their first photo shows them close (core.networks.int8)
     quantize: str = "auto"  # auto | off
     model_dir: str | None = None  # local folder holding the depth model (offline use)
     # camera
@@ -74,9 +74,9 @@ class Settings:
     )
     target_faces: int | None = None
     smooth: int = DEFAULT_SMOOTH  # Taubin smoothing iterations
-    # texture (see core.texture): UVs and an image from the full-size photo
+    # texture (see core.surface.texture): UVs and an image from the full-size photo
     texture: bool = True
-    texture_size: int = 2048  # longest side of the texture, pixels (core.texture)
+    texture_size: int = 2048  # longest side of the texture, pixels (core.surface.texture)
     # hidden side of a closed Poisson solid: auto = turned about its axis when the photo
     # shows a surface of revolution, else inflated; revolve | inflate force one
     shape: str = "auto"

@@ -60,8 +60,9 @@ if dist is not None:
                 out["outdated"].append("%s %s (needs %s)" % (name, version, req.specifier))
     if importlib.util.find_spec("core") is not None:
         try:
-            import core.worker
-            out["protocol"] = core.worker.PROTOCOL
+            import core.worker.serve  # the worker itself, with what it imports
+            from core.protocol import PROTOCOL
+            out["protocol"] = PROTOCOL
         except Exception as exc:
             out["worker_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(out))
@@ -150,7 +151,7 @@ def core_source() -> str | None:
     if wheels:
         return wheels[-1]
     repo = here.parent
-    if (repo / "pyproject.toml").is_file() and (repo / "core" / "worker.py").is_file():
+    if (repo / "pyproject.toml").is_file() and (repo / "core" / "worker" / "__main__.py").is_file():
         return str(repo)  # a development checkout, enabled as a legacy add-on
     return None
 
@@ -242,7 +243,7 @@ def _check(python: str) -> Status:
             python,
         )
     if found.get("protocol") is None:
-        reason = found.get("worker_error") or "no core.worker module"
+        reason = found.get("worker_error") or "no core.worker.serve module"
         return Status(
             False,
             f"img2mesh {found['img2mesh']} in {python} has no usable worker ({reason}): "

@@ -138,7 +138,7 @@ def import_result(
 
     Layout (docs/result-format.md; every array as ``np.savez`` writes it):
 
-    - ``vertices`` float32 (N, 3), output frame of core/mesh.py (Z up, camera along +Y)
+    - ``vertices`` float32 (N, 3), output frame of core/geometry/camera.py (Z up, camera along +Y)
     - ``faces`` int32 (M, 3), indices into vertices
     - ``colors`` float32 (N, 3), sRGB in [0, 1] (the photo's own values, not linear)
     - ``normals`` optional float32 (N, 3), unit vertex normals

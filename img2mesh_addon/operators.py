@@ -8,7 +8,6 @@ import bpy
 from bpy.props import BoolProperty, StringProperty
 
 from . import environment, panel, preferences, runner, sources
-from .logic import messages
 from .logic.errors import UserError
 from .logic.requests import resolve_options as _resolve
 from .properties import OPTION_NAMES, AutoToggles, ReconstructOptions
@@ -123,21 +122,16 @@ class IMG2MESH_OT_reconstruct(ReconstructOptions, AutoToggles, bpy.types.Operato
                 job.wait()
         finally:
             runner.worker_client.release(job)
-        if job.state != "done":
-            request.remove_scratch()
-            job.cleanup()
-            if job.state == "cancelled":
-                return report_error(self, messages.CANCELLED)
-            return report_error(self, runner.error_text(job))
-        try:
-            obj, _cam = runner.finish(context, job, request)
-        except (UserError, OSError) as exc:
-            return report_error(self, exc)
-        summary = runner.summary_text(job, request, obj)
-        runner.record(summary, ok=True)
-        for warning in job.done.get("warnings", []):
+        landing = runner.land(context, job)
+        if landing.failed:
+            self.report({"ERROR"}, landing.text)
+            return {"CANCELLED"}
+        if landing.obj is None:  # cancelled
+            self.report({"WARNING"}, landing.text)
+            return {"CANCELLED"}
+        for warning in landing.warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, summary)
+        self.report({"INFO"}, landing.text)
         return {"FINISHED"}
 
 

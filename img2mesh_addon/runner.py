@@ -189,32 +189,55 @@ def tick() -> float | None:
     if not finished:
         return POLL_INTERVAL
     worker_client.release(job)
+    with _in_a_window():
+        landing = land(bpy.context, job, undo_step=True)
+    if landing.failed:
+        _popup(landing.text)
+    _redraw()
+    return None
+
+
+@dataclass
+class Landing:
+    """How a finished run ended in the scene: ``obj`` (the imported mesh, when it landed),
+    ``text`` (the summary, or why not), the run's ``warnings``, and whether it ``failed``
+    (a cancel is no failure: the user asked for it)."""
+
+    text: str
+    obj: Any = None
+    warnings: tuple[str, ...] = ()
+    failed: bool = False
+
+
+def land(context, job: worker_client.Job, *, undo_step: bool = False) -> Landing:
+    """Where every finished run ends, blocking or in the background: the result imported
+    (``undo_step``: with an undo step of its own, for a run that ended outside an
+    operator), or the job's temp files removed; the panel's outcome recorded either way.
+    """
     request: Request = job.request
     if job.state == "done":
         try:
-            with _in_a_window():
-                obj, _cam = finish(bpy.context, job, request)
+            obj, _cam = finish(context, job, request)
+            if undo_step:
                 bpy.ops.ed.undo_push(message=UNDO_MESSAGE)
         except (UserError, OSError) as exc:
-            record(str(exc), ok=False)
-            _popup(str(exc))
+            landing = Landing(str(exc), failed=True)
         except ReferenceError:  # Blender data freed under us (undo, file load)
             text = "The result could not be placed: the scene changed while it was imported."
-            record(text, ok=False)
-            _popup(text)
+            landing = Landing(text, failed=True)
         else:
-            record(" ".join([summary_text(job, request, obj), *job.done["warnings"]]), ok=True)
+            warnings = tuple(job.done.get("warnings", []))
+            landing = Landing(summary_text(job, request, obj), obj, warnings)
     else:
         job.cleanup()
         request.remove_scratch()
         if job.state == "cancelled":
-            record(_cancel_reason or job.error, ok=True)
+            landing = Landing(_cancel_reason or job.error or messages.CANCELLED)
             _forget_cancel_reason()
         else:
-            record(error_text(job), ok=False)
-            _popup(error_text(job))
-    _redraw()
-    return None
+            landing = Landing(error_text(job), failed=True)
+    record(" ".join([landing.text, *landing.warnings]), ok=not landing.failed)
+    return landing
 
 
 _cancel_reason = ""  # why the running job was cancelled, when not the user's Cancel

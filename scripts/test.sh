@@ -17,7 +17,8 @@ run() {
   [ $rc -ne 0 ] && status=1
   return 0
 }
-run "core (.venv)" .venv/bin/python -m pytest tests/core "$@"
+# the core's tests on every core (pytest-xdist); a Ray test's group stays on one worker
+run "core (.venv)" .venv/bin/python -m pytest tests/core -n auto --dist loadgroup "$@"
 run "add-on logic without Blender (.venv)" .venv/bin/python -m pytest tests/addon_pure "$@"
 run "Blender add-on (bpy 4.5, Python 3.11, .venv-blender)" .venv-blender/bin/python -m pytest tests/blender "$@"
 # Blender 4.2, the oldest the extension declares (blender_manifest.toml): install, import, a round trip.

@@ -27,7 +27,7 @@ def render(
     """(vertex-coloured, textured) RGB images of ``result.mesh`` from a turned camera."""
     import open3d as o3d
 
-    from core.texture import sample_texture
+    from core.surface.texture import sample_texture
 
     mesh = result.mesh
     v = mesh.vertices.astype(np.float64)
@@ -74,7 +74,7 @@ def render(
 def main(argv=None) -> int:
     from PIL import Image
 
-    from core.pipeline import Pipeline
+    from core.runs.pipeline import Pipeline
     from core.settings import Settings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -11,7 +11,7 @@ from img2mesh_addon.logic.messages import OFFLINE, error_text
 
 
 def as_event(exc: Img2MeshError) -> dict:
-    """What core/worker.py sends for a user error."""
+    """What core/worker/serve.py sends for a user error."""
     return {
         "kind": type(exc).__name__,
         "message": str(exc),
@@ -29,7 +29,7 @@ def test_an_unavailable_device_names_the_preference():
     pytest.importorskip("torch")
     import torch
 
-    from core.depth import pick_device
+    from core.networks.devices import pick_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -43,7 +43,7 @@ def test_an_unavailable_device_names_the_preference():
 
 
 def test_an_unavailable_depth_model_offline_says_what_to_do_in_blender(tmp_path, monkeypatch):
-    from core.depth import DepthEstimator
+    from core.depth.estimator import DepthEstimator
 
     pytest.importorskip("transformers")
     from core.errors import ModelUnavailableError

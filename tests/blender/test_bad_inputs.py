@@ -1,6 +1,6 @@
 """Every bad input a Blender user can give the operator: one exact sentence in an ERROR report, nothing left.
 
-The same inputs as the CLI's (tests/core/test_bad_inputs.py), where Blender lets a user
+The same inputs as the CLI's (tests/core/cli/test_bad_inputs.py), where Blender lets a user
 make them: photo files, the Blender image source, models, and the options the panel's
 properties do not already rule out (those are checked to be clamped instead). And the
 unusual-but-valid photos (grayscale, CMYK, 16-bit, palette with transparency,
@@ -41,7 +41,7 @@ def inputs(core_python, tmp_path_factory) -> Path:
         from pathlib import Path
         from PIL import Image
         from tests.core.conftest import toy_photo
-        from tests.core.test_bad_inputs import (
+        from tests.core.cli.test_bad_inputs import (
             _constant_segmenter, _gray_input_segmenter, _png_bomb, _truncated)
 
         p = Path({str(folder)!r})

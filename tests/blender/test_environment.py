@@ -173,7 +173,11 @@ def test_setup_respects_blenders_online_access(addon):
 
 
 def test_the_preferences_never_wait_for_the_environment_check(addon, core_python, tmp_path):
-    """draw() starts the check on a thread and says "Checking…"; the answer shows once done."""
+    """draw() starts the check on a thread and says "Checking…"; the answer shows once done.
+
+    The environment's Python here answers only once the test lets it (a file appears): had
+    draw() waited for the check, it would not return before that, and "Checking…" would
+    never be drawn while the check is still held."""
     import time
     from types import SimpleNamespace
 
@@ -181,8 +185,12 @@ def test_the_preferences_never_wait_for_the_environment_check(addon, core_python
 
     from img2mesh_addon import environment, preferences
 
-    slow = tmp_path / "python"  # a Python that takes 3 s to answer
-    slow.write_text(f'#!/bin/sh\nsleep 3\nexec "{core_python}" "$@"\n')
+    release = tmp_path / "release"
+    slow = tmp_path / "python"  # a Python that answers once `release` exists (at most 60 s)
+    slow.write_text(
+        f'#!/bin/sh\nfor i in $(seq 600); do [ -e "{release}" ] && break; sleep 0.1; done\n'
+        f'exec "{core_python}" "$@"\n'
+    )
     slow.chmod(0o755)
     prefs = bpy.context.preferences.addons["img2mesh_addon"].preferences
 
@@ -196,10 +204,9 @@ def test_the_preferences_never_wait_for_the_environment_check(addon, core_python
     prefs.python_path = str(slow)
     try:
         environment.forget_status()
-        started = time.monotonic()
         first = labels()
-        assert time.monotonic() - started < 1.0  # the check itself takes 3 s
-        assert "Checking…" in first and environment.checking(str(slow))
+        assert "Checking…" in first and environment.checking(str(slow))  # still held
+        release.touch()
         assert bpy.app.timers.is_registered(preferences._redraw_when_checked)
         deadline = time.monotonic() + 60
         while environment.checking(str(slow)):

@@ -60,7 +60,7 @@ def test_the_zip_holds_the_addon_its_manifest_and_the_core(extension_zip):
     assert manifest["tagline"] and manifest["maintainer"] and manifest["license"]
 
     wheel_names = set(wheel.namelist())
-    assert {"core/worker.py", "core/pipeline.py", "core/settings.py"} <= wheel_names
+    assert {"core/worker/__main__.py", "core/runs/pipeline.py", "core/settings.py"} <= wheel_names
     metadata = wheel.read(f"img2mesh-{PROJECT['version']}.dist-info/METADATA").decode()
     requires = [
         line.split(": ", 1)[1]

@@ -43,7 +43,7 @@ from conftest import (  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
-DELAY = "IMG2MESH_TEST_PROGRESS_DELAY"  # core/worker.py: a pause after each progress event
+DELAY = "IMG2MESH_TEST_PROGRESS_DELAY"  # core/worker/serve.py: a pause after each progress event
 
 
 def nothing(temp_root: Path) -> list[str]:
@@ -125,8 +125,8 @@ def test_a_full_temp_disk_while_the_worker_saves_its_result(addon, photo, temp_r
         with pytest.raises(RuntimeError) as error:
             reconstruct(filepath=str(photo[0]), **WEIGHT_FREE)
         pattern = (
-            rf"Error: The result cannot be written to '{re.escape(str(temp_root))}/img2mesh-"
-            r"[^/]+/result\.npz': the disk is full\."
+            rf"Error: Cannot write {re.escape(str(temp_root))}/img2mesh-"
+            r"[^/]+/result\.npz: the disk is full\."
         )
         assert re.fullmatch(pattern, str(error.value).strip()), str(error.value)
         assert nothing(temp_root) == []  # no result, no .partial, no folder

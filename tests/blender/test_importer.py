@@ -18,7 +18,7 @@ from img2mesh_addon import importer  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
-#: core/mesh.py's convention: OpenCV camera point (x, y, z) -> output frame (x, z, -y).
+#: core/geometry/camera.py's convention: OpenCV camera point (x, y, z) -> output frame (x, z, -y).
 CAMERA_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 CAMERA_ROTATION = (math.pi / 2.0, 0.0, 0.0)
 
@@ -284,8 +284,8 @@ def test_vertices_project_to_their_pixels(case):
 
 
 def test_projection_through_cores_output_frame():
-    core_mesh = pytest.importorskip("core.mesh", reason="core is not importable here")
-    core_camera = pytest.importorskip("core.camera")
+    core_camera = pytest.importorskip("core.geometry.camera", reason="core is not importable here")
+    core_mesh = core_camera
     intr = core_camera.Intrinsics(530.0, 530.0, 301.0, 255.0, 640, 480)
     pixels = np.array([(10.0, 20.0), (600.0, 400.0), (320.0, 100.0), (50.0, 470.0)])
     depths = np.array([2.0, 3.0, 2.5, 4.0])

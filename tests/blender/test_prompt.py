@@ -63,7 +63,7 @@ def working_image(core_python, picture: Path, max_size: int, out: Path) -> np.nd
         core_python,
         f"""
         import numpy as np
-        from core.image import load_image
+        from core.files.photos import load_image
         np.save({str(out)!r}, load_image({str(picture)!r}, {max_size}).rgb)
         """,
     )

@@ -27,10 +27,10 @@ def textured_result(core_python, tmp_path_factory):
         f"""
         import numpy as np
         from pathlib import Path
-        from core.pipeline import Pipeline
+        from core.runs.pipeline import Pipeline
         from core.settings import Settings
-        from core.synthetic import make_scene
-        from core.worker import write_result
+        from core.oracle.scenes import make_scene
+        from core.worker.results import write_result
         scene = make_scene("toy")
         rgba = np.dstack([scene.rgb, scene.mask.astype(np.uint8) * 255])
         result = Pipeline().run(

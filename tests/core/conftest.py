@@ -37,7 +37,7 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "")
     monkeypatch.setenv("no_proxy", "")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    from core import datafolder
+    from core.storage import datafolder
 
     # warnings about the data folder are said once per process: once per test here
     datafolder._said.clear()

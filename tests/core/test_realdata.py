@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from core.errors import InputError
-from core.evaluation import is_watertight
-from core.mesh import to_camera_frame
-from core.pipeline import Pipeline
+from core.geometry.camera import to_camera_frame
+from core.oracle.scores import is_watertight
+from core.runs.pipeline import Pipeline
 from core.settings import Settings
 
 from .conftest import shared_data

@@ -1,0 +1,1 @@
+"""The ``img2mesh`` command: its arguments, its progress bars, and how it turns them into runs."""
