@@ -77,7 +77,7 @@ PROMPT_FIELDS = {
 #: Defaults of core.settings.Settings that the add-on shows as its own defaults.
 DEFAULT_DEPTH_MODEL = "vinvino02/glpn-nyu"
 DEFAULT_REMBG_MODEL = "u2net"
-DEFAULT_T2I_MODEL = "stabilityai/sd-turbo"  # text prompts; licence and why: core/networks/text2image.py
+DEFAULT_T2I_MODEL = "stabilityai/sd-turbo"  # prompts; licence, why: core/networks/text2image.py
 DEFAULT_MAX_SIZE = 640  # longest side of the working image, pixels
 DEFAULT_SMOOTH = 0
 #: Limits checked by core.settings.Settings (the add-on's fields use the same).

@@ -52,6 +52,7 @@ _ACTIVATIONS = {"Sigmoid", "Tanh", "Relu", "Softmax", "Clip", "HardSigmoid"}
 #: Nodes that only retype or pass an output on: the head is found behind them.
 _PASS_THROUGH = {"Cast", "Identity"}
 
+
 def to_float32(model) -> bool:
     """Turn a float16 ONNX model (weights, constants, casts, declared types) into float32, in place.
 
