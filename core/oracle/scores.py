@@ -116,8 +116,10 @@ def is_watertight(mesh: Mesh) -> bool:
 def color_error(mesh: Mesh, rgb: np.ndarray, mask: np.ndarray, intrinsics: Intrinsics) -> float:
     """Mean absolute difference (0-1 per channel) between vertex colours and the photo.
 
-    Each vertex is compared with the pixel it projects to; vertices landing outside
-    the mask are skipped (the photo shows background there). NaN if none lands inside.
+    Each vertex the camera sees (nothing of the mesh in front of it) is compared with the
+    pixel it projects to; vertices landing outside the mask are skipped (the photo shows
+    background there), and so is the hidden side, whose colours the photo does not show
+    (core.oracle.hidden_side scores those). NaN if no vertex is left.
     """
     v = mesh.vertices.astype(np.float64)
     u, w = intrinsics.project(v)
@@ -128,6 +130,9 @@ def color_error(mesh: Mesh, rgb: np.ndarray, mask: np.ndarray, intrinsics: Intri
     ri = np.where(inside, r, 0).astype(np.int64)
     ci = np.where(inside, c, 0).astype(np.int64)
     inside &= np.asarray(mask, dtype=bool)[ri, ci]
+    if inside.any() and mesh.n_faces:
+        span = float(np.ptp(v, axis=0).max())
+        inside[inside] = seen_from_camera(mesh, v[inside], 1e-3 * span)
     if not inside.any():
         return float("nan")
     photo = np.asarray(rgb)[ri[inside], ci[inside], :3].astype(np.float64) / 255.0
@@ -169,7 +174,7 @@ def whole_object_score(
     precision = float(np.mean(surface_distance(scene.mesh, ours) <= tolerance))
     near = surface_distance(mesh, truth) <= tolerance
     recall = float(np.mean(near))
-    hidden = ~_seen_from_camera(scene.mesh, truth, tolerance * 0.25)
+    hidden = ~seen_from_camera(scene.mesh, truth, tolerance * 0.25)
     f = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
     return {
         "precision": precision,
@@ -179,7 +184,7 @@ def whole_object_score(
     }
 
 
-def _seen_from_camera(mesh: Mesh, points: np.ndarray, slack: float) -> np.ndarray:
+def seen_from_camera(mesh: Mesh, points: np.ndarray, slack: float) -> np.ndarray:
     """Whether the ray from the camera (the origin) to each point first hits near it."""
     import open3d as o3d
 

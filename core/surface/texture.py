@@ -2,15 +2,16 @@
 
 The atlas has two regions. On top, the photo itself at its original resolution (not the
 working copy), cropped to the object and scaled down only when it would not fit
-``size``: faces the camera sees (front-facing within :data:`GRAZING_DEG`, not hidden by
-another part of the mesh) get UVs that are their projection through the run's camera,
-so each texel is a photo pixel. Below it, one small cell per hidden face (the back,
-faces seen edge-on): its corners sit on texel centres and the whole cell holds the
-linear interpolation of the face's corner colours, so bilinear sampling anywhere in the
-face gives exactly that interpolation and no texel a face samples is ever empty. The
-corner colours are the mesh's vertex colours (the nearest seen surface's colour, see
-core.surface.colours), except where a hidden face touches a seen one: there the corner takes
-the photo's colour at that vertex, so the two sides meet without a seam line.
+``size``: faces the camera sees (front-facing within
+:data:`core.surface.visibility.GRAZING_DEG`, not hidden by another part of the mesh) get
+UVs that are their projection through the run's camera, so each texel is a photo pixel.
+Below it, one small cell per hidden face (the back, faces seen edge-on): its corners sit
+on texel centres and the whole cell holds the linear interpolation of the face's corner
+colours, so bilinear sampling anywhere in the face gives exactly that interpolation and
+no texel a face samples is ever empty. The corner colours are the mesh's vertex colours
+(on the hidden side, filled from the seen surface's rim: core.surface.hidden_colours),
+except where a hidden face touches a seen one: there the corner takes the photo's colour
+at that vertex, so the two sides meet without a seam line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from ..geometry.camera import Intrinsics
 from ..geometry.sampling import bilinear
 from ..geometry.topology import face_areas
+from .visibility import visible_faces
 
 #: Longest side of the texture by default. 2048 holds the object crop of a 12-MP photo
 #: at (nearly) full resolution, is within what every GPU and glTF viewer accepts (WebGL
@@ -32,9 +34,6 @@ DEFAULT_TEXTURE_SIZE = 2048
 MIN_TEXTURE_SIZE = 64
 MAX_TEXTURE_SIZE = 16384
 
-#: Faces whose normal is more than this far from the line of sight are treated as hidden:
-#: the photo stretches into streaks across them.
-GRAZING_DEG = 75.0
 
 #: Photo pixels kept around the object's silhouette (working-image pixels).
 CROP_MARGIN_PX = 4
@@ -219,57 +218,6 @@ def _crop(v, faces, seen, mask, intrinsics: Intrinsics, working_size, photo_size
     cx0, cy0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
     cx1, cy1 = min(w_o, int(math.ceil(x1))), min(h_o, int(math.ceil(y1)))
     return pu, pv, (cx0, cy0, cx1, cy1)
-
-
-def visible_faces(v: np.ndarray, faces: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
-    """Faces the camera (at the origin, looking along +z) sees head-on enough to texture from the photo.
-
-    A face is seen when its normal is within :data:`GRAZING_DEG` of the line of sight
-    (either side: open surfaces have no inside), all its corners project into the image,
-    and the ray to its centre reaches it unblocked.
-    """
-    import open3d as o3d
-
-    m = len(faces)
-    if m == 0:
-        return np.zeros(0, bool)
-    tri = v[faces]  # (M, 3, 3)
-    centre = tri.mean(axis=1)
-    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n_len = np.linalg.norm(normal, axis=1)
-    c_len = np.linalg.norm(centre, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = np.abs((normal * centre).sum(axis=1)) / (n_len * c_len)
-    seen = np.nan_to_num(cos) > math.cos(math.radians(GRAZING_DEG))
-    z = tri[:, :, 2]
-    seen &= (z > 1e-9).all(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = intrinsics.fx * tri[:, :, 0] / z + intrinsics.cx
-        w = intrinsics.fy * tri[:, :, 1] / z + intrinsics.cy
-    inside = (
-        (u >= -0.5) & (u <= intrinsics.width - 0.5) & (w >= -0.5) & (w <= intrinsics.height - 0.5)
-    )
-    seen &= inside.all(axis=1)
-    idx = np.nonzero(seen)[0]
-    if len(idx) == 0:
-        return seen
-    # One ray per face, to its centre: a face half hidden at an occluding edge is at most
-    # a pixel or two wide, and a ray per corner would triple the cost (~1.5 us a ray).
-    probes = centre[idx]
-    dist = c_len[idx]
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.ascontiguousarray(v, dtype=np.float32)),
-        o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)),
-    )
-    rays = np.zeros((len(probes), 6), np.float32)
-    rays[:, 3:] = probes / dist[:, None]
-    hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64)
-    diag = float(np.linalg.norm(v.max(axis=0) - v.min(axis=0))) or 1.0
-    tolerance = 1e-3 * diag + 1e-5 * dist
-    clear = hit >= dist - tolerance
-    seen[idx] = clear
-    return seen
 
 
 def _layout(crop_w: int, crop_h: int, n_hidden: int, size: int) -> tuple[float, int, int, int]:

@@ -94,6 +94,20 @@ def pixels_seen_by_camera(obj, cam, samples: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+def seen_by_camera(obj, cam, samples: np.ndarray) -> np.ndarray:
+    """Which of the sampled vertices the camera sees: the ray from the camera to each first
+    meets the mesh there (the hidden side's colours are filled, not the photo's)."""
+    inverse = obj.matrix_world.inverted()
+    eye = inverse @ cam.matrix_world.translation
+    out = []
+    for v in positions(obj.data)[samples]:
+        target = Vector(v.tolist())
+        ray = target - eye
+        hit, location, *_ = obj.ray_cast(eye, ray.normalized(), distance=ray.length + 1.0)
+        out.append(bool(hit) and (location - target).length <= 1e-4 * ray.length)
+    return np.array(out)
+
+
 def worker_module():
     from img2mesh_addon import worker_client
 

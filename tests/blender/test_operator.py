@@ -31,6 +31,7 @@ from blender_helpers import (  # noqa: E402
     pixels_seen_by_camera,
     positions,
     reconstruct,
+    seen_by_camera,
     undo,
     wait_gone,
     worker_module,
@@ -78,11 +79,13 @@ def test_reconstruct_gives_the_photo_coloured_mesh_and_its_camera(
     # ... equal to the photo's pixels where the photo's camera sees each vertex.
     cam = bpy.data.objects["toy Camera"]
     samples = np.random.default_rng(0).choice(len(mesh.vertices), 300, replace=False)
+    samples = samples[seen_by_camera(obj, cam, samples)]
+    assert len(samples) >= 90  # the grid's front: about half its vertices
     rows_cols = pixels_seen_by_camera(obj, cam, samples)
     # Grid vertices sit on pixel centres; only the back copies of border vertices lean
     # out, by at most 0.2 pixel (core.surface.grid._outward_lean), and keep their pixel's colour.
     off = np.abs(rows_cols - np.rint(rows_cols)).max(axis=1)
-    assert off.max() < 0.201 and (off < 0.01).mean() >= 0.9, (off.max(), (off < 0.01).mean())
+    assert off.max() < 0.201 and (off < 0.01).mean() >= 0.8, (off.max(), (off < 0.01).mean())
     r, c = np.rint(rows_cols).astype(int).T
     np.testing.assert_array_equal(
         np.rint(colors(mesh)[samples] * 255).astype(int), rgb[r, c].astype(int)

@@ -28,6 +28,7 @@ from blender_helpers import (  # noqa: E402
     drive_until,
     pixels_seen_by_camera,
     reconstruct,
+    seen_by_camera,
     undo,
     worker_module,
 )
@@ -112,6 +113,8 @@ def test_a_prompt_becomes_a_mesh_coloured_by_its_picture(
     assert rgb.shape == (64, 64, 3)
     mesh = obj.data
     samples = np.random.default_rng(0).choice(len(mesh.vertices), 200, replace=False)
+    samples = samples[seen_by_camera(obj, cam, samples)]  # the hidden side is filled
+    assert len(samples) >= 40
     r, c = np.rint(pixels_seen_by_camera(obj, cam, samples)).astype(int).T
     np.testing.assert_array_equal(
         np.rint(colors(mesh)[samples] * 255).astype(int), rgb[r, c].astype(int)

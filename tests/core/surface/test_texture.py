@@ -17,7 +17,8 @@ from core.geometry.camera import to_camera_frame
 from core.oracle.scenes import make_scene
 from core.runs.pipeline import Pipeline
 from core.settings import Settings
-from core.surface.texture import GRAZING_DEG, sample_texture
+from core.surface.texture import sample_texture
+from core.surface.visibility import GRAZING_DEG
 
 BARY = np.full((1, 3), 1.0 / 3.0)
 
