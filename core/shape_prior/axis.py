@@ -9,8 +9,18 @@ import numpy as np
 from .front import Axis, Front
 from .profile import profile_radius
 
+#: Where several axes fit the front alike, the one most across the line of sight wins by
+#: a preference of at most this share of the tolerance (see :func:`_multistart_axis`).
+ACROSS_SIGHT = 0.5
 
-def robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 2000):
+#: An axis within this many degrees of the line of sight is no candidate: looking nearly
+#: down it, one view shows almost none of the profile, and the front turned about it only
+#: covers the front again (a ball, which fits every axis through its centre, came out a
+#: lens). Product photos look down on an object by 60 degrees at most.
+MIN_SIGHT_DEG = 25.0
+
+
+def robust_axis(p: np.ndarray, n: np.ndarray, tol: float, view=None, samples: int = 2000):
     """Direction and a point of the axis the normal lines (p, n) meet best, or (None, None).
 
     A robust least-squares fit (Cauchy loss) of the distances between each normal line
@@ -18,7 +28,7 @@ def robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 2000):
     linear Pluecker solution and tilts of the image's vertical): a normal nearly along
     the axis says nothing about it, so such points are left out, and an axis that
     leaves most points out is no fit (that is how an axis along the mean normal would
-    otherwise explain everything).
+    otherwise explain everything). ``view``: the line of sight (see :func:`_multistart_axis`).
     """
 
     def normal_lines(p, n):
@@ -40,10 +50,12 @@ def robust_axis(p: np.ndarray, n: np.ndarray, tol: float, samples: int = 2000):
 
         return residuals, score
 
-    return _multistart_axis(p, n, tol, samples, normal_lines)
+    return _multistart_axis(p, n, tol, samples, normal_lines, view)
 
 
-def position_axis(p: np.ndarray, n: np.ndarray, tol: float, cell: float, samples: int = 2000):
+def position_axis(
+    p: np.ndarray, n: np.ndarray, tol: float, cell: float, view=None, samples: int = 2000
+):
     """The axis about which the points (p) sit best at one radius per height, or (None, None).
 
     For depth too rough for its normals: the same starts as :func:`robust_axis` (each
@@ -61,22 +73,40 @@ def position_axis(p: np.ndarray, n: np.ndarray, tol: float, cell: float, samples
 
         return signed, lambda a, c: float(np.mean(np.minimum(np.abs(signed(a, c)), 3 * tol)))
 
-    return _multistart_axis(p, n, tol, samples, radii)
+    # (the preference across the line of sight is for normal lines, which a ball fits
+    # about every axis; the radii's measure is on another scale, and only the cone stays)
+    return _multistart_axis(p, n, tol, samples, radii, view, prefer_across=False)
 
 
-def _multistart_axis(p, n, tol: float, samples: int, measures):
+def _multistart_axis(p, n, tol: float, samples: int, measures, view=None, prefer_across=True):
     """The axis (direction, point) that ``measures(p, n)`` = (residuals(a, c), score(a, c))
     finds best, or (None, None), on at most ``samples`` of the points.
 
     Each start (:func:`_starts`) takes its best axis point for the normal lines (linear
     given the direction); only the three most promising are refined by a robust fit
     (:func:`_cauchy_fit` of the residuals), since the refinement is what costs.
+
+    ``view``: the line of sight. Where the front fits several axes alike (a ball fits every
+    axis through its centre), the one most across the line of sight is taken: turned about
+    it, the front covers the back; turned about the line of sight itself it only covers the
+    front again, and the solid came out a lens. A true lathe body's axis fits far better
+    than any other, and the preference (:data:`ACROSS_SIGHT` x the tolerance at most) does
+    not move it.
     """
     rng = np.random.default_rng(0)
     if len(p) > samples:
         pick = rng.choice(len(p), samples, replace=False)
         p, n = p[pick], n[pick]
     residuals, score = measures(p, n)
+    sight = None if view is None else np.asarray(view, dtype=np.float64) / np.linalg.norm(view)
+
+    def along(a: np.ndarray) -> float:
+        if sight is None:
+            return 0.0
+        cos = abs(float(a @ sight))
+        if cos > math.cos(math.radians(MIN_SIGHT_DEG)):
+            return np.inf
+        return ACROSS_SIGHT * tol * cos if prefer_across else 0.0
 
     def unit(angles):
         th, ph = angles
@@ -87,18 +117,21 @@ def _multistart_axis(p, n, tol: float, samples: int, measures):
         a0 = a0 / np.linalg.norm(a0)
         na = np.cross(n, a0)
         c0, *_ = np.linalg.lstsq(na, np.einsum("ij,ij->i", p, na), rcond=None)
-        ranked.append((score(a0, c0), a0, c0))
+        ranked.append((score(a0, c0) + along(a0), a0, c0))
     ranked.sort(key=lambda item: item[0])
 
     best = (np.inf, None, None)
-    for _, a0, c0 in ranked[:3]:
+    for cost0, a0, c0 in ranked[:3]:
+        # the start itself stands where its refinement runs off into the line of sight
+        if cost0 < best[0]:
+            best = (cost0, a0, c0 - (c0 @ a0) * a0)
         x0 = np.r_[np.arccos(np.clip(a0[2], -1, 1)), np.arctan2(a0[1], a0[0]), c0]
         x = _cauchy_fit(lambda x: residuals(unit(x[:2]), x[2:]), x0, tol)
         if x is None:
             continue
         a = unit(x[:2])
         c = x[2:]
-        cost = score(a, c)
+        cost = score(a, c) + along(a)
         if cost < best[0]:
             best = (cost, a, c - (c @ a) * a)
     a = best[1]

@@ -69,6 +69,10 @@ class Revolution:
     quality: dict = field(default_factory=dict)
     accepted: bool = False
     reason: str = ""
+    #: (N,) bool: front points off the body that reach out of it (a handle, a spout): the
+    #: rest of the points off it (at the outline, where normals are unreliable) lie within
+    #: the turned body already
+    part: np.ndarray | None = None
 
 
 def fit_revolution(
@@ -93,7 +97,8 @@ def fit_revolution(
     use = interior[cloud.pixels[:, 0], cloud.pixels[:, 1]]
     if use.sum() < 100:
         use[:] = True
-    a, c = robust_axis(p[use], normals[use], tol)
+    sight = front.camera  # from the camera (at -camera) to the object's centre
+    a, c = robust_axis(p[use], normals[use], tol, sight)
     if a is None:
         return None
     frame = about(front, Axis(a, c))
@@ -110,7 +115,7 @@ def fit_revolution(
         rough = True
         residual = profile_residual(frame["h"], frame["r"], cell)
         # (every point: those near the outline are placed by their pixel, not the depth)
-        a2, c2 = position_axis(p, normals, tol, cell)
+        a2, c2 = position_axis(p, normals, tol, cell, sight)
         other = None if a2 is None else about(front, Axis(a2, c2))
         if other is not None:
             residual2 = profile_residual(other["h"], other["r"], cell)
@@ -176,6 +181,7 @@ def fit_revolution(
         if contradiction <= MAX_CONTRADICTION:
             break
     fit.axis_point = c * size + centre
+    fit.part = _reaching_out(frame, body, cell)
     if shifted:
         fit.quality["axis"] = "moved along the line of sight to the outline"
     if round_ring:
@@ -242,6 +248,28 @@ def _rough(cloud: PointCloud, normals: np.ndarray) -> bool:
         np.linalg.norm(normals, axis=1) * np.linalg.norm(average, axis=1), 1e-12
     )
     return float(np.degrees(np.arccos(np.clip(np.median(cos), 0.0, 1.0)))) > ROUGH_NORMALS_DEG
+
+
+#: A point off the body is a part when it lies this much farther from the axis than the
+#: body does at its height (relative to the body's radius there).
+PART_REACH = 1.1
+
+
+def _reaching_out(frame: dict, body: np.ndarray, cell: float) -> np.ndarray:
+    """The front points off ``body`` that reach out of it: farther from the axis than
+    :data:`PART_REACH` x the body's largest radius at their height (or beyond its heights)."""
+    h, r = frame["h"], frame["r"]
+    level = np.floor(h / cell).astype(np.int64)
+    out = ~body
+    if not body.any():
+        return out
+    levels = np.unique(level[body])
+    reach = np.full(len(levels), 0.0)
+    np.maximum.at(reach, np.searchsorted(levels, level[body]), r[body])
+    at = np.searchsorted(levels, level)
+    inside = (at < len(levels)) & (levels[np.minimum(at, len(levels) - 1)] == level)
+    within = inside & (r <= PART_REACH * reach[np.minimum(at, len(levels) - 1)])
+    return out & ~within
 
 
 def choose_back(shape, cloud, silhouette, intrinsics) -> tuple[Revolution | None, str]:

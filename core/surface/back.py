@@ -88,7 +88,7 @@ def revolved_back(fit, cloud: PointCloud, intrinsics: Intrinsics):
     import cv2
 
     points, normals = [fit.back_points], [fit.back_normals]
-    part = ~fit.body
+    part = ~fit.body if fit.part is None else fit.part
     if part.sum() >= max(MIN_POINTS, 0.01 * len(cloud)):
         mask = np.zeros(cloud.valid.shape, dtype=np.uint8)
         mask[cloud.pixels[part, 0], cloud.pixels[part, 1]] = 1
