@@ -5,14 +5,18 @@ the same (the colour of the front surface in front of it), so the back of a head
 the face again and a bottle's label came through mirrored. Now the hidden vertices are
 coloured from the seen ones only, where the two meet:
 
-- ``rim fill``: a harmonic fill over the mesh (each hidden vertex the mean of its
-  neighbours, the seen vertices fixed: one sparse solve), so the colours where the surface
-  turns away from the camera spread smoothly over the hidden side, and the seam between
-  seen and hidden has no step in it;
+- ``rim fill``: each hidden vertex takes the colour of the well-seen vertex nearest it
+  along the surface, smoothed among the hidden ones, so the back of a head takes the
+  head's colour and the back of a body the body's (a harmonic fill averaged every colour
+  around into grey);
 - ``rim bands about the axis`` (a solid turned about its axis by the shape prior): at each
   height the colours of the seen arc's two ends are carried round the back, blending from
   one end to the other, so a label's band continues round without its print; what is not
-  on the turned body (a handle) is then filled from everything around it as above.
+  on the turned body (a handle) is then filled as above.
+
+The photo darkens a surface toward its outline; what the hidden side gets has that taken
+out (:func:`shading_floor`), and near the seam it blends into the rim's own colours, so no
+step shows where the two sides meet.
 """
 
 from __future__ import annotations
@@ -42,10 +46,8 @@ SEAM_EDGES = 4
 #: colours; nearer the outline they keep their photo colour but are not copied on.
 RELIABLE_FACING = 0.35
 
-#: The hidden side's fill is solved on clusters this share of the object's size across,
-#: then smoothed on the vertices over this many rounds.
-COARSE = 0.015
-SMOOTHING_ROUNDS = 8
+#: Rounds of smoothing after each hidden vertex took its nearest seen colour.
+SPREAD_ROUNDS = 50
 
 #: The shading floor (see :func:`shading_floor`) is never taken below this: a hidden side
 #: at most 1 / MIN_FLOOR times as bright as the outline it is filled from.
@@ -129,7 +131,7 @@ def fill_hidden(
             how = "rim bands about the axis"
     # the colours with the shading taken out, spread over the hidden side; near the seam
     # blended into the nearest seen vertex's own colour, so that no step shows there
-    far = _harmonic(v, f, lit, known)
+    far = _spread(v, f, lit, known)
     distance, nearest = _from_seen(v, f, seen)
     # over SEAM of the object's size, and never fewer than SEAM_EDGES edges: a coarse mesh's
     # first hidden ring would be past a ramp shorter than its edges (a step)
@@ -191,70 +193,29 @@ def shading_floor(colors: np.ndarray, facing: np.ndarray, seen: np.ndarray) -> f
     return floors[order[np.searchsorted(cumulative, cumulative[-1] / 2)]]  # weighted median
 
 
-def _harmonic(
-    v: np.ndarray, faces: np.ndarray, colors: np.ndarray, known: np.ndarray
-) -> np.ndarray:
-    """Each unknown vertex the mean of its neighbours (the graph Laplacian, uniform weights),
-    the known ones fixed; a piece with no known vertex takes the known vertices' mean.
-
-    Solved on clusters of the vertices (cells :data:`COARSE` x the object's size, known and
-    unknown vertices never in one cluster: a thin part's back is not its front), then
-    brought to the vertices and smoothed there: a harmonic fill is smooth, and the sparse
-    solve on every vertex took 0.2-0.3 s.
-    """
+def _spread(v: np.ndarray, faces: np.ndarray, colors: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Each unknown vertex the colour of the known vertex nearest it along the surface, then
+    smoothed among the unknown ones (SPREAD_ROUNDS rounds of each taking its neighbours'
+    mean): the back of a head takes the head's colour and the back of a body the body's,
+    where a harmonic fill averaged every colour around it into grey."""
     from scipy import sparse
 
-    n = len(v)
-    if known.all():
+    if known.all() or not known.any():
         return colors
-    cell = COARSE * float(np.ptp(v, axis=0).max()) or 1.0
-    grid = np.floor((v - v.min(axis=0)) / cell).astype(np.int64)
-    key = ((grid[:, 0] * 100_003 + grid[:, 1]) * 100_003 + grid[:, 2]) * 2 + known
-    _, cluster = np.unique(key, return_inverse=True)
-    m = int(cluster.max()) + 1
-    count = np.bincount(cluster, minlength=m).astype(np.float64)
-    fixed = np.zeros(m, dtype=bool)
-    fixed[cluster[known]] = True
-    mean = np.stack([np.bincount(cluster, weights=colors[:, k], minlength=m) for k in range(3)], 1)
-    mean /= count[:, None]
-    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
-    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
-    ci, cj = cluster[i], cluster[j]
-    apart = ci != cj
-    coarse = sparse.coo_matrix((np.ones(int(apart.sum())), (ci[apart], cj[apart])), shape=(m, m))
-    coarse = ((coarse + coarse.T) > 0).astype(np.float64).tocsr()
-    values = _solve(coarse, mean, fixed)
+    _, nearest = _from_seen(v, faces, known)
     out = colors.copy()
     unknown = ~known
-    out[unknown] = values[cluster[unknown]]
-    # on the vertices: a few rounds of each unknown vertex taking its neighbours' mean
-    fine = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
-    fine = ((fine + fine.T) > 0).astype(np.float64)
-    degree = np.maximum(np.asarray(fine.sum(axis=1)).ravel(), 1.0)
+    out[unknown] = colors[nearest[unknown]]
+    n = len(v)
+    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    adjacency = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
+    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
     rows = np.flatnonzero(unknown)
-    step = sparse.diags(1.0 / degree[rows]) @ fine[rows]
-    for _ in range(SMOOTHING_ROUNDS):
+    degree = np.maximum(np.asarray(adjacency[rows].sum(axis=1)).ravel(), 1.0)
+    step = sparse.diags(1.0 / degree) @ adjacency[rows]
+    for _ in range(SPREAD_ROUNDS):
         out[rows] = step @ out
-    return out
-
-
-def _solve(adjacency, colors: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The harmonic fill on a graph: the unknown nodes the mean of their neighbours."""
-    from scipy import sparse
-    from scipy.sparse.linalg import splu
-
-    unknown = np.flatnonzero(~known)
-    if len(unknown) == 0 or not known.any():
-        return colors
-    degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    into = adjacency[unknown]
-    # A weak pull to the mean makes the system regular where a piece has no known node
-    # (and moves the rest by a millionth).
-    eps = 1e-6
-    system = (sparse.diags(degree[unknown] + eps) - into[:, unknown]).tocsc()
-    rhs = into[:, known] @ colors[known] + eps * colors[known].mean(axis=0)
-    out = colors.copy()
-    out[unknown] = splu(system, permc_spec="COLAMD").solve(np.ascontiguousarray(rhs))
     return out
 
 
