@@ -18,7 +18,7 @@ from .scenes import (
     sphere_mesh,
 )
 from .scores import seen_from_camera
-from .shapes import lathe
+from .shapes import in_view, lathe
 
 #: The decal's colour (sRGB, 0-1): dark, unlike every oracle object's own colours.
 DECAL_RGB = (0.08, 0.08, 0.10)
@@ -60,12 +60,7 @@ def make_hidden_scene(
     if name not in HIDDEN_SCENES:
         raise OptionError(f"Unknown scene '{name}': choose one of {', '.join(HIDDEN_SCENES)}.")
     e = HIDDEN_SCENES[name] if elevation is None else float(elevation)
-    mesh = _BUILDERS[name]()
-    v = mesh.vertices.astype(np.float64)
-    centre = 0.5 * (v.min(axis=0) + v.max(axis=0))
-    size = float(np.max(v.max(axis=0) - v.min(axis=0)))
-    mesh = Mesh(v - centre, mesh.faces, mesh.colors)
-    placed = place_mesh(mesh, rotation_matrix(e, 0, 0), (0.0, 0.0, 2.4 * size))
+    placed = in_view(_BUILDERS[name](), e)
     if decal:
         placed = paint_front_decal(placed)
     return render(name, placed, intrinsics_from_fov(width, height, fov_deg))

@@ -74,13 +74,14 @@ def make_scene(
     return render(name, builders[name](), intrinsics)
 
 
-def render(name: str, mesh: Mesh, intrinsics: Intrinsics) -> Scene:
-    """Ray-cast ``mesh`` (camera frame) through every pixel centre of ``intrinsics``."""
+def cast(mesh: Mesh, intrinsics: Intrinsics):
+    """``mesh`` (camera frame) ray-cast through every pixel centre of ``intrinsics``: the
+    rays' directions (H, W, 3), unnormalised with unit z (so a hit's distance is its depth),
+    and Open3D's hits (t_hit, primitive_ids, primitive_uvs, primitive_normals)."""
     import open3d as o3d
 
     h, w = intrinsics.height, intrinsics.width
     rows, cols = np.mgrid[0:h, 0:w]
-    # Unnormalised directions with unit z: the hit distance is then the depth itself.
     dirs = np.stack(
         [
             (cols - intrinsics.cx) / intrinsics.fx,
@@ -90,21 +91,30 @@ def render(name: str, mesh: Mesh, intrinsics: Intrinsics) -> Scene:
         axis=-1,
     ).astype(np.float32)
     rays = np.concatenate([np.zeros_like(dirs), dirs], axis=-1)
-
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(
-        o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.faces.astype(np.uint32))
+        o3d.core.Tensor(np.ascontiguousarray(mesh.vertices, dtype=np.float32)),
+        o3d.core.Tensor(np.ascontiguousarray(mesh.faces, dtype=np.uint32)),
     )
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
+    return dirs, scene.cast_rays(o3d.core.Tensor(rays))
+
+
+def surface_colours(mesh: Mesh, hit, mask: np.ndarray) -> np.ndarray:
+    """The mesh's vertex colours, interpolated, where the rays of :func:`cast` hit it."""
+    tri = hit["primitive_ids"].numpy()[mask].astype(np.int64)
+    uv = hit["primitive_uvs"].numpy()[mask]
+    bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1)
+    return np.einsum("nk,nkc->nc", bary, mesh.colors[mesh.faces[tri]])
+
+
+def render(name: str, mesh: Mesh, intrinsics: Intrinsics) -> Scene:
+    """Ray-cast ``mesh`` (camera frame) through every pixel centre of ``intrinsics``."""
+    h, w = intrinsics.height, intrinsics.width
+    dirs, hit = cast(mesh, intrinsics)
     t = hit["t_hit"].numpy()
     mask = np.isfinite(t)
     depth = np.where(mask, t, 0.0).astype(np.float32)
-
-    tri = hit["primitive_ids"].numpy()[mask].astype(np.int64)
-    uv = hit["primitive_uvs"].numpy()[mask]
-    corners = mesh.faces[tri]
-    bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1)
-    albedo = np.einsum("nk,nkc->nc", bary, mesh.colors[corners])
+    albedo = surface_colours(mesh, hit, mask)
     # A headlight: surfaces facing the camera are brightest, grazing ones darker,
     # so shading exists but colours stay recognisable.
     normals = hit["primitive_normals"].numpy()[mask]

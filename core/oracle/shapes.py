@@ -73,15 +73,20 @@ def make_shape_scene(
     if name not in builders:
         raise OptionError(f"Unknown scene '{name}': choose one of {', '.join(SHAPE_SCENES)}.")
     e = SHAPE_ELEVATIONS[name] if elevation is None else float(elevation)
-    mesh = builders[name]()
+    placed = in_view(builders[name](), e)
+    return render(name, placed, intrinsics_from_fov(width, height, fov_deg))
+
+
+def in_view(mesh: Mesh, elevation: float) -> Mesh:
+    """``mesh`` (standing upright along -y) centred in front of the camera at 2.4 x its
+    size, turned so that the camera looks down on it by ``elevation`` degrees."""
     # Upright in the camera frame means along -y (y points down); a turn about x by
     # +e shows the top to a camera looking down by e degrees.
     v = mesh.vertices
     centre = 0.5 * (v.min(axis=0) + v.max(axis=0))
     mesh = Mesh(v - centre, mesh.faces, mesh.colors)
     size = float(np.max(v.max(axis=0) - v.min(axis=0)))
-    placed = place_mesh(mesh, rotation_matrix(e, 0, 0), (0.0, 0.0, 2.4 * size))
-    return render(name, placed, intrinsics_from_fov(width, height, fov_deg))
+    return place_mesh(mesh, rotation_matrix(elevation, 0, 0), (0.0, 0.0, 2.4 * size))
 
 
 def lathe(profile, color, *, segments: int = 96, color_b=None) -> Mesh:

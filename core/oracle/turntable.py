@@ -19,32 +19,13 @@ BACKGROUND = (250, 250, 250)
 def draw(mesh: Mesh, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
     """``mesh`` (camera frame) ray-cast through every pixel centre: (H, W, 3) uint8 of its
     vertex colours as they are (flat: no light), and the (H, W) mask it covers."""
-    import open3d as o3d
+    from .scenes import cast, surface_colours
 
-    h, w = intrinsics.height, intrinsics.width
-    rows, cols = np.mgrid[0:h, 0:w]
-    dirs = np.stack(
-        [
-            (cols - intrinsics.cx) / intrinsics.fx,
-            (rows - intrinsics.cy) / intrinsics.fy,
-            np.ones((h, w)),
-        ],
-        axis=-1,
-    ).astype(np.float32)
-    rays = np.concatenate([np.zeros_like(dirs), dirs], axis=-1)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.ascontiguousarray(mesh.vertices, dtype=np.float32)),
-        o3d.core.Tensor(np.ascontiguousarray(mesh.faces, dtype=np.uint32)),
-    )
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
+    _, hit = cast(mesh, intrinsics)
     mask = np.isfinite(hit["t_hit"].numpy())
-    face = hit["primitive_ids"].numpy()[mask].astype(np.int64)
-    uv = hit["primitive_uvs"].numpy()[mask]
-    bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1)
-    colour = np.einsum("nk,nkc->nc", bary, mesh.colors.astype(np.float64)[mesh.faces[face]])
-    rgb = np.empty((h, w, 3), dtype=np.uint8)
+    rgb = np.empty((intrinsics.height, intrinsics.width, 3), dtype=np.uint8)
     rgb[:] = BACKGROUND
+    colour = surface_colours(mesh, hit, mask).astype(np.float64)
     rgb[mask] = np.clip(np.round(colour * 255.0), 0, 255).astype(np.uint8)
     return rgb, mask
 
