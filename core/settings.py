@@ -21,7 +21,8 @@ SEGMENT_METHODS = ("rembg", "key", "none")
 DEPTH_METHODS = ("model", "inflate", "map")
 DEPTH_KINDS = ("auto", "metric", "disparity")
 MESH_METHODS = ("poisson", "grid")
-SHAPES = ("auto", "revolve", "inflate")  # the hidden side of a closed solid (core/shape_prior/)
+# the hidden side of a closed solid (core/shape_prior/)
+SHAPES = ("auto", "revolve", "box", "inflate")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEPTH_BACKENDS = ("auto", "torch", "onnx")
 #: INT8 networks: auto = where verified on a first photo (core.networks.int8), off = full precision
@@ -78,7 +79,8 @@ class Settings:
     texture: bool = True
     texture_size: int = 2048  # longest side of the texture, pixels (core.surface.texture)
     # hidden side of a closed Poisson solid: auto = turned about its axis when the photo
-    # shows a surface of revolution, else inflated; revolve | inflate force one
+    # shows a surface of revolution, completed from its flat faces when it shows a box or a
+    # straight extrusion, else inflated; revolve | box | inflate force one
     shape: str = "auto"
     # caching
     cache: bool = True

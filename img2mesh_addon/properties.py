@@ -26,9 +26,16 @@ SHAPE_ITEMS = [
         "AUTO",
         "Auto",
         "Turn the visible surface about its axis when the object is a surface of "
-        "revolution (bottle, can, cup, vase), else inflate the outline",
+        "revolution (bottle, can, cup, vase), complete a box or straight extrusion from its "
+        "flat faces, else inflate the outline",
     ),
     ("REVOLVE", "Revolve", "Always turn the visible surface about its axis"),
+    (
+        "BOX",
+        "Box",
+        "Complete a box or straight extrusion from its visible flat faces (inflate the "
+        "outline when no box fits)",
+    ),
     ("INFLATE", "Inflate", "Always inflate the outline"),
 ]
 

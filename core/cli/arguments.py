@@ -254,11 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--shape",
-        choices=("auto", "revolve", "inflate"),
+        choices=("auto", "revolve", "box", "inflate"),
         default="auto",
         help="hidden side of a closed solid: auto (default) turns the visible surface about "
         "its axis when the object is a surface of revolution (a bottle, can, cup, vase), "
-        "else inflates the outline; revolve or inflate force one",
+        "completes a box or straight extrusion (a prism, an L-shaped block) from its flat "
+        "faces, else inflates the outline; revolve, box or inflate force one",
     )
     g.add_argument("--target-faces", type=int, metavar="N", help="decimate to about N faces")
     g.add_argument("--smooth", type=int, default=0, metavar="N", help="Taubin smoothing iterations")

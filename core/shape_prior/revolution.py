@@ -25,6 +25,7 @@ import numpy as np
 from ..geometry.camera import Intrinsics
 from ..geometry.pointcloud import PointCloud, grid_normals
 from .axis import about, position_axis, robust_axis
+from .box import Box, fit_box
 from .front import Axis, Front
 from .hidden import hidden_copies
 from .outline import outline_shift
@@ -272,15 +273,48 @@ def _reaching_out(frame: dict, body: np.ndarray, cell: float) -> np.ndarray:
     return out & ~within
 
 
-def choose_back(shape, cloud, silhouette, intrinsics) -> tuple[Revolution | None, str]:
-    """The prior to use for ``shape`` ("auto", "revolve" or "inflate") and a sentence why."""
+def choose_back(shape, cloud, silhouette, intrinsics) -> tuple[Revolution | Box | None, str]:
+    """The prior to use for ``shape`` ("auto", "revolve", "box" or "inflate") and a sentence why.
+
+    In "auto" a surface of revolution the front accepts is kept (a can is a straight
+    extrusion too, but a lathe object is turned about its axis as it always was), unless a
+    box or straight extrusion explains clearly more of the front with no more
+    contradiction; a box is tried where the surface of revolution is refused.
+    """
     if shape == "inflate":
         return None, "inflate (asked)"
+    if shape == "box":
+        box = fit_box(cloud, silhouette, intrinsics)
+        if box is None:
+            return None, "inflate (asked for a box, but no flat faces could be fitted)"
+        if box.accepted:
+            return box, "box"
+        return None, f"inflate (asked for a box, but {box.reason})"
     fit = fit_revolution(cloud, silhouette, intrinsics)
-    if fit is None:
-        return None, "inflate (no surface of revolution could be fitted)"
-    if fit.accepted:
+    if shape == "revolve":
+        if fit is None:
+            return None, "inflate (no surface of revolution could be fitted)"
+        if fit.accepted:
+            return fit, "revolve"
+        if len(fit.back_points):
+            return fit, f"revolve (asked; {fit.reason})"
+        return None, f"inflate ({fit.reason})"
+    box = fit_box(cloud, silhouette, intrinsics)
+    if box is not None and box.accepted:
+        if fit is None or not fit.accepted:
+            return box, "box"
+        if box.quality["explained"] >= fit.quality["body_share"] + BOX_MARGIN and box.quality[
+            "contradiction"
+        ] <= fit.quality.get("contradiction", 1.0):
+            return box, "box (explains more of the front than a surface of revolution)"
+    if fit is not None and fit.accepted:
         return fit, "revolve"
-    if shape == "revolve" and len(fit.back_points):
-        return fit, f"revolve (asked; {fit.reason})"
-    return None, f"inflate ({fit.reason})"
+    why = "no surface of revolution could be fitted" if fit is None else fit.reason
+    if box is not None:
+        why += f"; not a box: {box.reason}"
+    return None, f"inflate ({why})"
+
+
+#: How much more of the front a box must explain than an accepted surface of revolution
+#: to be taken instead of it.
+BOX_MARGIN = 0.1

@@ -206,14 +206,21 @@ def closed_poisson_surface(
     back, thickness, axis = _hidden_side(
         cloud, silhouette, intrinsics, thickness, shape, info, report
     )
+    # (the cache of solids tells only "a prior's back" from "inflated": a box's solid is
+    # not kept, so that it never stands in for a turned one, nor the other way round)
+    kept = None if info["shape"] == "box" else solids
     solid, scale, used, reused = closed_poisson(
-        cloud, silhouette, intrinsics, level, threads, report, solids, back=back
+        cloud, silhouette, intrinsics, level, threads, report, kept, back=back
     )
     if back is not None and (solid is None or beyond_repair(solid)):
         # The turned surface gave Poisson no closed solid (or one crossing itself
         # beyond repair): inflate as before.
         info["shape"] = "inflate"
-        info["shape_note"] = "inflate (the turned surface gave no closed solid)"
+        info["shape_note"] = (
+            "inflate (the box gave no closed solid)"
+            if info["shape"] == "box"
+            else "inflate (the turned surface gave no closed solid)"
+        )
         axis = None
         solid, scale, used, reused = closed_poisson(
             cloud, silhouette, intrinsics, level, threads, report, solids
@@ -246,7 +253,7 @@ def closed_poisson_surface(
 def _hidden_side(cloud, silhouette, intrinsics, thickness, shape, info, report):
     """(the closing samples of the shape prior or None: inflate, the thickness still to
     apply, the prior's axis as (point, direction) or None)."""
-    if shape == "inflate" or (thickness is not None and shape != "revolve"):
+    if shape == "inflate" or (thickness is not None and shape not in ("revolve", "box")):
         info["shape"] = "inflate"
         info["shape_note"] = (
             "inflate (asked)" if shape == "inflate" else ("inflate (a thickness was given)")
@@ -254,19 +261,24 @@ def _hidden_side(cloud, silhouette, intrinsics, thickness, shape, info, report):
         return None, thickness, None
     from ..shape_prior.revolution import choose_back
 
-    report(0.05, "Looking for a surface of revolution")
+    report(0.05, "Looking for a surface of revolution or a box")
     fit, why = choose_back(shape, cloud, silhouette, intrinsics)
-    info["shape"] = "revolve" if fit is not None and why.startswith("revolve") else "inflate"
+    info["shape"] = why.split(" ")[0] if fit is not None else "inflate"
     info["shape_note"] = why
     if fit is not None:
         info["shape_fit"] = dict(fit.quality)
-    if info["shape"] != "revolve":
+    if info["shape"] not in ("revolve", "box"):
         return None, thickness, None
     if thickness is not None:
         info["warnings"].append(
-            "The thickness is ignored: the hidden side was made by turning "
-            "the visible surface about its axis (--shape revolve)."
+            "The thickness is ignored: the hidden side was made by turning the visible "
+            "surface about its axis (--shape revolve)."
+            if info["shape"] == "revolve"
+            else "The thickness is ignored: the hidden side was made from the box's "
+            "visible faces (--shape box)."
         )
+    if info["shape"] == "box":
+        return (fit.back_points, fit.back_normals), None, None
     axis = (np.asarray(fit.axis_point, dtype=np.float64), np.asarray(fit.axis_direction))
     return revolved_back(fit, cloud, intrinsics), None, axis
 
