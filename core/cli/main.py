@@ -111,9 +111,6 @@ def run_photos(a: argparse.Namespace) -> int:
 
     from ..runs.pipeline import Pipeline
 
-    # matplotlib is imported when the preview is drawn, not in a background thread while
-    # the networks run: a concurrent import once left the main thread a half-made module
-    # (AttributeError in matplotlib), and it saves only about 0.25 s.
     done, failures = run_batch(
         Pipeline(),
         images,

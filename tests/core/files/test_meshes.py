@@ -7,6 +7,8 @@ import json
 import math
 import os
 import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -482,3 +484,25 @@ def test_example_files_are_consistent():
     assert on_sphere.mean() > 0.9  # the rest is the cone of the hat
     assert np.median(gaps[on_sphere]) < 0.0005
     assert math.isclose(info["depth_scale"], 0.001)
+
+
+def test_preview_needs_no_matplotlib(tmp_path):
+    """matplotlib is not a dependency of the core: the preview is drawn with OpenCV and
+    Pillow (a Python without matplotlib writes the same picture)."""
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from tests.core.files.test_meshes import red_toy\n"
+        "from core.files.preview import write_preview\n"
+        "write_preview(red_toy(), sys.argv[2])\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    target = tmp_path / "p.png"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(root), str(target)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    with Image.open(target) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    red = (rgb[..., 0] > 120) & (rgb[..., 1] < 60) & (rgb[..., 2] < 60)
+    assert red.sum() > 2000
