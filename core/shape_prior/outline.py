@@ -44,6 +44,36 @@ def _ring_hole(silhouette: np.ndarray, u: np.ndarray, v: np.ndarray) -> bool:
     return bool(np.any(~np.isin(crossed, border)))
 
 
+def ring_seen(front: Front, axis: Axis, silhouette, intrinsics) -> bool:
+    """Whether the photo shows a ring about ``axis``: a hole in the silhouette that the
+    axis's image crosses (see :func:`_ring_hole`)."""
+    cw = front.world(axis.point)
+    along = cw + np.outer(np.linspace(-0.5, 0.5, 41) * front.size, axis.direction)
+    return _ring_hole(np.asarray(silhouette, dtype=bool), *intrinsics.project(along))
+
+
+def inside_outline(front: Front, silhouette, intrinsics):
+    """points of ``front``'s frame -> whether each projects inside the silhouette grown by
+    2% of its extent (the slack core.shape_prior.hidden gives a turned copy)."""
+    import cv2
+
+    silhouette = np.asarray(silhouette, dtype=bool)
+    rows, cols = np.nonzero(silhouette)
+    reach = max(2, int(round(0.02 * math.hypot(np.ptp(rows), np.ptp(cols)))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    grown = cv2.dilate(silhouette.astype(np.uint8), kernel) > 0
+    h, w = grown.shape
+
+    def within(q: np.ndarray) -> np.ndarray:
+        u, v = intrinsics.project(front.world(q))
+        u, v = (np.nan_to_num(x, nan=-1.0, posinf=-1.0, neginf=-1.0) for x in (u, v))
+        c, r = np.rint(u).astype(np.int64), np.rint(v).astype(np.int64)
+        ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        return ok & grown[np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)]
+
+    return within
+
+
 def _outline(front: Front, axis: Axis, frame: dict, body, ring: bool, silhouette, intrinsics):
     """The turned body's outline drawn from its profile: (H, W) bool.
 
@@ -147,8 +177,7 @@ def outline_shift(front: Front, axis: Axis, body, silhouette, intrinsics) -> np.
     ray = cw / np.linalg.norm(cw)
     steps = int(round(OUTLINE_REACH / OUTLINE_STEP))
     gaps: dict[float, float] = {}
-    along = cw + np.outer(np.linspace(-0.5, 0.5, 41) * size, a)
-    ring = _ring_hole(silhouette, *intrinsics.project(along))
+    ring = ring_seen(front, axis, silhouette, intrinsics)
 
     def point(k: float) -> np.ndarray:
         c2 = (cw + k * OUTLINE_STEP * size * ray - centre) / size

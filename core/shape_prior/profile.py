@@ -1,4 +1,4 @@
-"""The profile of a surface of revolution: radius per height, the rim, flat ends and a ring's round underside, turned about the axis."""
+"""The profile of a surface of revolution: radius per height, the rim, closed ends and a ring's round underside, turned about the axis."""
 
 from __future__ import annotations
 
@@ -9,11 +9,23 @@ import numpy as np
 from .front import Axis, Front
 
 
-def turned_body(front: Front, axis: Axis, frame: dict, body, idx, angles, rough: bool):
-    """The ``body``'s points ``idx`` turned about ``axis`` by ``angles``, with the flat ends
-    and a ring's round underside, relative to the axis point; and whether the underside
-    was added. ``frame`` is :func:`core.shape_prior.axis.about` for that axis; ``rough``:
-    the depth is too rough for its normals (radii from the points' positions)."""
+def turned_body(
+    front: Front,
+    axis: Axis,
+    frame: dict,
+    body,
+    idx,
+    angles,
+    rough: bool,
+    ring: bool = False,
+    within=None,
+):
+    """The ``body``'s points ``idx`` turned about ``axis`` by ``angles``, with the closed
+    ends and a ring's round underside, relative to the axis point; and whether the
+    underside was added. ``frame`` is :func:`core.shape_prior.axis.about` for that axis;
+    ``rough``: the depth is too rough for its normals (radii from the points' positions);
+    ``ring``: the photo shows a hole about the axis (no ends are closed); ``within``:
+    points of the front's frame -> whether each projects inside the photo's outline."""
     normals, cell, a = front.normals, front.cell, axis.direction
     rel, h, radial, r = frame["rel"], frame["h"], frame["radial"], frame["r"]
     e1, e2 = frame["e1"], frame["e2"]
@@ -26,8 +38,11 @@ def turned_body(front: Front, axis: Axis, frame: dict, body, idx, angles, rough:
     src = rel[idx] + radial[idx] / np.maximum(r[idx], 1e-12)[:, None] * grow[:, None]
     q = _turn(src, a, angles).reshape(-1, 3)
     qn = _turn(normals[idx], a, angles).reshape(-1, 3)
-    ends, end_normals = _flat_ends(h[body], r[body], a, e1, e2, cell)
     under, under_normals = round_underside(h[body], r[body], a, e1, e2, cell)
+    ends, end_normals = np.zeros((0, 3)), np.zeros((0, 3))
+    if not ring and not len(under):
+        inside = None if within is None else (lambda q: within(q + axis.point))
+        ends, end_normals = _closed_ends(h, r, body, a, e1, e2, cell, inside)
     q = np.concatenate([q, ends, under])
     qn = np.concatenate([qn, end_normals, under_normals])
     return q, qn, len(under) > 0
@@ -72,31 +87,119 @@ def _rim_radii(h, r, normals, radial, a, body, cell) -> np.ndarray:
     return out
 
 
-def _flat_ends(h, r, a, e1, e2, cell):
-    """Discs closing the profile's ends where it ends away from the axis (relative to the axis).
+#: The slices (each ``cell`` high) at a profile's end that say how it goes on beyond it.
+END_CELLS = 6
 
-    The camera rarely sees an object's base: a bottle or can stands on a flat one, so an
-    end of the seen profile that is still wide is closed flat at that height (the
-    copies the camera did see are dropped later, like any other), unless nothing was
-    seen near the axis (a ring has a hole there).
+
+#: An end closed round reaches at most this many times its radius beyond the end seen (a
+#: prolate egg's tip); a profile still nearly straight there is a wall, and closed flat.
+END_REACH = 2.0
+
+
+#: ... and it is round only where the profile there turns toward the axis by more than
+#: this (degrees from the axis's perpendicular) or curves in (an ellipse about the axis).
+END_TURN_DEG = 25.0
+
+
+def _end_profile(h, r, end: float, sign: float, cell: float):
+    """How the seen profile goes on beyond its ``end`` (``sign``: -1 the lower, +1 the
+    upper): (its radius and slope there, outward, and how far beyond it reaches the
+    axis), or None where it ends on a wall.
+
+    r^2 as a quadratic in h, fitted to the median radii of the last :data:`END_CELLS`
+    slices, is an ellipse centred on the axis: exact for a ball or a spheroid, close for a
+    dome's end; where the profile turns in without curving so (an egg's or a cone's end),
+    the sphere centred on the axis tangent to it there. It must reach the axis within
+    :data:`END_REACH` x the end's radius.
+    """
+    level = np.floor(sign * (end - h) / cell).astype(np.int64)  # 0 at the end, inward
+    heights, radii = [], []
+    for k in range(END_CELLS):
+        at = level == k
+        if at.sum() >= 5:
+            heights.append(float(np.median(h[at])))
+            radii.append(float(np.median(r[at])))
+    if len(heights) < 4 or radii[0] <= 0:
+        return None
+    start, radius = heights[0], radii[0]
+    poly = np.polyfit(heights, np.square(radii), 2)
+    slope = sign * float(np.polyval(np.polyder(poly), start)) / (2 * radius)
+    if poly[0] >= 0 or np.polyval(poly, start) <= 0:
+        slope = sign * float(np.polyfit(heights, radii, 1)[0])
+        if -slope < math.tan(math.radians(END_TURN_DEG)):
+            return None
+        centre = start + sign * radius * slope  # the tangent sphere's, on the axis
+        poly = np.array([-1.0, 2 * centre, radius**2 * (1 + slope**2) - centre**2])
+    beyond = [
+        sign * (float(x.real) - start)
+        for x in np.roots(poly)
+        if abs(x.imag) < 1e-9 and sign * (x.real - start) > 0
+    ]
+    if not beyond or min(beyond) > END_REACH * radius:
+        return None
+    return start, radius, slope, min(beyond)
+
+
+def _cap(start, radius, slope, reach, sign, cell):
+    """The rings of a cap from (``start``, ``radius``) with ``slope`` (dr per unit of height
+    outward) to the axis ``reach`` beyond: r^2 the quadratic with those three values.
+    (heights, radii, normals along the axis, normals away from it)."""
+    c = -(radius**2 + 2 * radius * slope * reach) / reach**2
+    x = np.linspace(0.0, reach, max(3, int(np.ceil(4 * reach / cell))) + 1)[1:]
+    p = radius**2 + 2 * radius * slope * x + c * x**2
+    rs = np.sqrt(np.maximum(p, 0.0))
+    nh, nr = -sign * (2 * radius * slope + 2 * c * x), 2 * rs
+    norm = np.maximum(np.hypot(nh, nr), 1e-12)
+    return start + sign * x, rs, nh / norm, nr / norm
+
+
+def _closed_ends(h, r, body, a, e1, e2, cell, within=None):
+    """Caps closing the profile's ends where it ends away from the axis (relative to it).
+
+    The camera rarely sees an object's base. Where the seen profile ends on a wall (its
+    surface along the axis: a bottle or a can standing on a flat base), that end is
+    closed flat at its height. Where it already turns toward the axis (a ball, an egg, a
+    dome seen from above), it is closed round (:func:`_end_profile`; for a ball, its own
+    sphere), read from the profile's radii: the normals there, at the outline, are the
+    least reliable of all. No cap may leave the photo's outline (``within``: points
+    relative to the axis point -> whether each projects inside it): a round one is
+    shortened until it does not (a vase narrowing to its flat base seen from the side, an
+    egg whose profile is seen only to its equator), and closed flat when nothing is left.
+    The copies the camera did see are dropped later, like any other.
     """
     out, normals = [np.zeros((0, 3))], [np.zeros((0, 3))]
-    if not np.any(r < 0.15 * r.max()):
-        # Nothing seen near the axis: a ring (a torus, a bangle) has a hole there.
-        return np.concatenate(out), np.concatenate(normals)
-    for end, sign in ((h.min(), -1.0), (h.max(), 1.0)):
-        near = np.abs(h - end) <= 2 * cell
-        radius = float(np.median(r[near])) if near.any() else 0.0
+    hb, rb = h[body], r[body]
+    step = cell / 2
+
+    def rings(heights, radii):
+        for ph, pr in zip(heights, radii, strict=True):
+            t = np.linspace(0, 2 * math.pi, max(1, int(2 * math.pi * pr / step)), False)
+            around = np.outer(np.cos(t), e1) + np.outer(np.sin(t), e2)
+            yield pr * around + ph * a, around
+
+    for sign in (-1.0, 1.0):
+        end = float(hb.max() if sign > 0 else hb.min())
+        near = np.abs(hb - end) <= 2 * cell
+        radius = float(np.median(rb[near])) if near.any() else 0.0
         if radius <= 2 * cell:
             continue
-        step = cell / 2
-        rings = np.arange(step / 2, radius, step)
-        pts = []
-        for ring in rings:
-            k = max(6, int(2 * math.pi * ring / step))
-            t = np.linspace(0, 2 * math.pi, k, endpoint=False)
-            pts.append(ring * (np.outer(np.cos(t), e1) + np.outer(np.sin(t), e2)))
-        disc = np.concatenate(pts) + end * a
+        shape = _end_profile(hb, rb, end, sign, cell)
+        if shape is not None:
+            start, radius0, slope, reach = shape
+            while reach >= cell:
+                hs, rs, nh, nr = _cap(start, radius0, slope, reach, sign, cell)
+                made = list(rings(hs, rs))
+                if within is None or all(np.mean(within(q)) >= 0.9 for q, _ in made):
+                    break
+                reach *= 0.85
+            if reach >= cell:
+                for (q, around), h_, r_ in zip(made, nh, nr, strict=True):
+                    out.append(q)
+                    normals.append(r_ * around + h_ * a)
+                continue
+            end, radius = start, radius0
+        radii = np.arange(step / 2, radius, step)
+        disc = np.concatenate([q for q, _ in rings(np.full(len(radii), end), radii)])
         out.append(disc)
         normals.append(np.tile(sign * a, (len(disc), 1)))
     return np.concatenate(out), np.concatenate(normals)

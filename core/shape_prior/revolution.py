@@ -28,7 +28,7 @@ from .axis import about, position_axis, robust_axis
 from .box import Box, fit_box
 from .front import Axis, Front
 from .hidden import hidden_copies
-from .outline import outline_shift
+from .outline import inside_outline, outline_shift, ring_seen
 from .profile import profile_residual, turned_body
 
 #: Least share of the front points the lathe body must explain.
@@ -149,8 +149,12 @@ def fit_revolution(
     idx = rng.choice(idx, size=take, replace=False)
     angles = np.radians(np.arange(1, TURNS) * (360.0 / TURNS))
 
+    # A ring (a torus, a bangle) shows its hole about the axis; else the ends are closed.
+    ring = ring_seen(front, Axis(a, c), silhouette, intrinsics)
+    within = inside_outline(front, silhouette, intrinsics)
+
     def turned(c, frame):
-        return turned_body(front, Axis(a, c), frame, body, idx, angles, rough)
+        return turned_body(front, Axis(a, c), frame, body, idx, angles, rough, ring, within)
 
     # The depth along the line of sight is what a network gets most wrong, and the axis
     # fitted to its front can sit too near or too far; the outline is the photo's own. The
