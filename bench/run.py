@@ -150,6 +150,8 @@ def main(argv=None) -> int:
         results["versions"] = versions()
         log("geometry on oracle scenes")
         results["geometry"] = bench.geometry(first, SCENES[:1] if quick else SCENES)
+        log("the stages after the networks on realistic depth (bench/stages.py)")
+        results["stages"] = bench.stages()
         if not args.no_blender:
             log("Blender import")
             results["blender"] = bench.blender(20_000 if quick else 1_000_000, 1 if quick else 3)
@@ -406,6 +408,18 @@ class Bench:
                 rows[label] = self.process(cmd)
             out[scene] = rows
         return out
+
+    def stages(self) -> dict:
+        """bench/stages.py in a fresh process: oracle scenes with network-like depth."""
+        out = self.work / "stages.json"
+        cmd = [sys.executable, "-m", "bench.stages", "--json", str(out)]
+        subprocess.run(
+            [*cmd, *(["--quick"] if self.quick else [])],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        return json.loads(out.read_text())
 
     def worker(self, images: dict) -> dict | None:
         if not (ROOT / "core" / "worker" / "__main__.py").is_file():
@@ -679,8 +693,23 @@ def targets(results: dict, tag: str) -> list[dict]:
     worker = results.get("worker") or {}
     if worker.get("second") is not None:
         ratio_row("second image in the real worker", pick(o, "wall"), worker["second"], 0.15)
-        absolute_row("second image in the real worker, time", worker["second"], 2.0)
+        absolute_row("second image in the real worker, time", worker["second"], 2.2)
     absolute_row("preview PNG, two views (warm process)", pick(u, "second.preview"), 0.15)
+    if results.get("stages"):
+        from bench import stages
+
+        realistic = stages.summary(results["stages"])
+        n = len(results["stages"]["scenes"])
+        absolute_row(
+            f"mesh stage on realistic depth, median of {n} oracle scenes (bench/stages.py)",
+            realistic["mesh"],
+            stages.TARGETS["mesh"],
+        )
+        absolute_row(
+            "writing on realistic depth: texture + GLB + preview, median",
+            realistic["writing"],
+            stages.TARGETS["writing"],
+        )
     grid = next((i for i, ch in enumerate(REMESH) if ch.get("mesh") == "grid"), None)
     if grid is not None:
         absolute_row(
@@ -777,13 +806,20 @@ def render(results: dict, out: Path, images: Path | None = None) -> int:
     name = "benchmark-stages-quick.png" if results.get("quick") else "benchmark-stages.png"
     plot = images_dir / name
     plot_stages(results, plot)
+    realistic = None
+    if results.get("stages"):
+        from bench import stages
+
+        realistic = plot.with_name(plot.stem + "-realistic.png")
+        stages.plot(results["stages"], realistic)
+        realistic = os.path.relpath(realistic, out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(results, os.path.relpath(plot, out.parent)))
+    out.write_text(markdown(results, os.path.relpath(plot, out.parent), realistic))
     log(f"wrote {out}, {plot}")
     return 0
 
 
-def markdown(results: dict, plot: str) -> str:
+def markdown(results: dict, plot: str, realistic: str | None = None) -> str:
     m, v, timing = results["machine"], results["versions"], results["timing"]
     sizes = results["sizes"]
     first = sizes[0]
@@ -919,6 +955,10 @@ def markdown(results: dict, plot: str) -> str:
     lines += batch_rows(results)
     lines += warm_rows(results, first)
     lines += geometry_rows(results)
+    if results.get("stages"):
+        from bench import stages
+
+        lines += stages.markdown(results["stages"], realistic)
     lines += blender_rows(results)
     lines += first_run_rows(results)
     lines += [

@@ -52,6 +52,14 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     sphere = results["geometry"]["sphere"]
     assert sphere["ours (default: closed solid)"]["scores"]["watertight"]
     assert 0 <= sphere["original"]["scores_own_camera"]["spill"] <= 1
+    # the stages after the networks on network-like depth: every scene timed, its mesh
+    # stage split into parts that add up to it
+    realistic = results["stages"]["scenes"]
+    assert set(realistic) == {"toy", "mug"}
+    for row in realistic.values():
+        assert row["stages"]["mesh"] > 0 and row["stages"]["preview"] > 0
+        assert abs(sum(row["parts"].values()) - row["stages"]["mesh"]) < 1e-6
+        assert row["parts"]["Poisson solve"] > 0
 
     text = out.read_text()
     for heading in (
@@ -61,6 +69,7 @@ def test_quick_benchmark_writes_its_report(tmp_path):
         "## What each lever bought",
         "## Warm process: second photo and cached re-mesh",
         "## Geometry on oracle scenes",
+        "## The stages after the networks, on realistic depth",
         "## The very first run",
     ):
         assert heading in text
@@ -73,6 +82,7 @@ def test_quick_benchmark_writes_its_report(tmp_path):
         "end-to-end default",
         "second image in a warm process",
         "`--mesh grid` meshing stage alone",
+        "writing on realistic depth: texture + GLB + preview, median",
         "cached re-mesh with `--open` (warm process)",
         "peak memory (RSS)",
         "oracle `sphere`: completeness / spill (default)",
