@@ -131,12 +131,14 @@ def fill_hidden(
             how = "rim bands about the axis"
     # the colours with the shading taken out, spread over the hidden side; near the seam
     # blended into the nearest seen vertex's own colour, so that no step shows there
-    far = _spread(v, f, lit, known)
-    distance, nearest = _from_seen(v, f, seen)
+    graph = _edge_graph(v, f)
+    far = _spread(graph, lit, known)
     # over SEAM of the object's size, and never fewer than SEAM_EDGES edges: a coarse mesh's
     # first hidden ring would be past a ramp shorter than its edges (a step)
     edge = float(np.median(np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1)))
     reach = max(SEAM * float(np.ptp(v, axis=0).max()), SEAM_EDGES * edge)
+    # (only the ramp needs the distance: the search stops past it)
+    distance, nearest = _from_seen(graph, seen, limit=reach)
     x = np.clip(distance / reach, 0.0, 1.0)
     weight = (x * x * (3.0 - 2.0 * x))[:, None]
     out = raw.copy()
@@ -193,7 +195,7 @@ def shading_floor(colors: np.ndarray, facing: np.ndarray, seen: np.ndarray) -> f
     return floors[order[np.searchsorted(cumulative, cumulative[-1] / 2)]]  # weighted median
 
 
-def _spread(v: np.ndarray, faces: np.ndarray, colors: np.ndarray, known: np.ndarray) -> np.ndarray:
+def _spread(graph, colors: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Each unknown vertex the colour of the known vertex nearest it along the surface, then
     smoothed among the unknown ones (SPREAD_ROUNDS rounds of each taking its neighbours'
     mean): the back of a head takes the head's colour and the back of a body the body's,
@@ -202,37 +204,46 @@ def _spread(v: np.ndarray, faces: np.ndarray, colors: np.ndarray, known: np.ndar
 
     if known.all() or not known.any():
         return colors
-    _, nearest = _from_seen(v, faces, known)
+    _, nearest = _from_seen(graph, known)
     out = colors.copy()
     unknown = ~known
     out[unknown] = colors[nearest[unknown]]
-    n = len(v)
-    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
-    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
-    adjacency = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
-    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
+    adjacency = graph.copy()
+    adjacency.data[:] = 1.0
     rows = np.flatnonzero(unknown)
-    degree = np.maximum(np.asarray(adjacency[rows].sum(axis=1)).ravel(), 1.0)
-    step = sparse.diags(1.0 / degree) @ adjacency[rows]
+    step = adjacency[rows]
+    step = sparse.diags(1.0 / np.maximum(np.asarray(step.sum(axis=1)).ravel(), 1.0)) @ step
     for _ in range(SPREAD_ROUNDS):
         out[rows] = step @ out
     return out
 
 
-def _from_seen(v: np.ndarray, faces: np.ndarray, seen: np.ndarray):
-    """Each vertex's distance along the surface (edge by edge) to the nearest seen vertex,
-    and that vertex."""
+def _edge_graph(v: np.ndarray, faces: np.ndarray):
+    """The mesh's edges as a symmetric sparse matrix of their lengths (each edge once per
+    direction, whatever number of faces share it)."""
     from scipy import sparse
-    from scipy.sparse.csgraph import dijkstra
 
     n = len(v)
     i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
     j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
     length = np.linalg.norm(v[i] - v[j], axis=1) + 1e-12
-    graph = sparse.coo_matrix((length, (i, j)), shape=(n, n)).tocsr()
+    graph = sparse.csr_matrix((length, (i, j)), shape=(n, n))
+    return graph.maximum(graph.T).tocsr()  # an edge two faces share is one entry each way
+
+
+def _from_seen(graph, seen: np.ndarray, limit: float = np.inf):
+    """Each vertex's distance along the surface (edge by edge) to the nearest seen vertex,
+    and that vertex; past ``limit`` the distance is inf and the vertex any seen one."""
+    from scipy.sparse.csgraph import dijkstra
+
     sources = np.flatnonzero(seen)
     distance, _, nearest = dijkstra(
-        graph, directed=False, indices=sources, min_only=True, return_predecessors=True
+        graph,
+        directed=True,
+        indices=sources,
+        min_only=True,
+        return_predecessors=True,
+        limit=limit,
     )
     nearest = np.where(nearest >= 0, nearest, sources[0])
     return np.nan_to_num(distance, posinf=np.inf), nearest
