@@ -2,6 +2,8 @@
 
     python bench/boxes.py                  # 40 random scenes, 320 x 240
     python bench/boxes.py --count 8        # fewer
+    python bench/boxes.py --first 20 --count 20 --json b.json   # seeds 20..39
+    python bench/boxes.py --table a.json b.json                 # one table of both
     python bench/boxes.py --json out.json
 
 Each scene of core.oracle.boxes.make_box_scene (seeds 0..count-1: boxes half the time,
@@ -37,9 +39,9 @@ from core.surface.cloud import point_cloud  # noqa: E402
 TARGETS = {"exact": 0.90, "network-like": 0.85}
 
 
-def run(count: int, width: int = 320, height: int = 240) -> list[dict]:
+def run(count: int, first: int = 0, width: int = 320, height: int = 240) -> list[dict]:
     rows = []
-    for seed in range(count):
+    for seed in range(first, first + count):
         scene = make_box_scene(seed, width=width, height=height)
         for label, depth in (
             ("exact", scene.depth),
@@ -100,9 +102,16 @@ def markdown(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=40, help="how many random scenes")
+    parser.add_argument("--first", type=int, default=0, help="the first scene's seed")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    parser.add_argument(
+        "--table", nargs="+", type=Path, help="instead: the table of these JSON files' rows"
+    )
     args = parser.parse_args(argv)
-    rows = run(args.count)
+    if args.table:
+        print(markdown([r for path in args.table for r in json.loads(path.read_text())]))
+        return 0
+    rows = run(args.count, args.first)
     print(markdown(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

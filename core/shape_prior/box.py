@@ -47,6 +47,10 @@ CAP_TOLERANCE = 0.02
 MAX_ABOVE = 0.03
 
 
+#: Directions explaining this much less of the front than the best are still candidates.
+NEAR_TIE = 0.1
+
+
 #: Least share of the front on the cap, and on the sides (one face alone has no depth).
 MIN_FACE_SHARE = 0.03
 
@@ -83,10 +87,12 @@ def fit_box(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsics) -
     candidates = [c for c in candidates if c is not None]
     if not candidates:
         return None
-    # The direction that explains most of the front; among near ties (a box: every face
-    # is a cap) the one whose cap is seen most.
+    # Among the directions that explain the front about as well as the best (a box: every
+    # face is a cap; a network's warped face explains less as a cap than as a side), the
+    # one whose cap is seen most: its outline, cast onto its plane, is seen most head-on.
     top = max(c["explained"] for c in candidates)
-    best = max((c for c in candidates if c["explained"] >= top - 0.03), key=lambda c: c["cap_n"])
+    good = [c for c in candidates if c["explained"] >= max(top - NEAR_TIE, min(top, MIN_EXPLAINED))]
+    best = max(good, key=lambda c: c["cap_n"])
     # The cap's own plane, fitted to its measured points away from the edges, is truer
     # than the normals' average (the smoothed normals lean at the edges): a tilt of half a
     # degree moves the far cap by 1% of the object.
