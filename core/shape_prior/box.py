@@ -51,6 +51,11 @@ MAX_ABOVE = 0.03
 NEAR_TIE = 0.1
 
 
+#: The side faces' points within this share of the object's size of the cap's plane join
+#: the cross-section.
+SIDE_BAND = 0.05
+
+
 #: Least share of the front on the cap, and on the sides (one face alone has no depth).
 MIN_FACE_SHARE = 0.03
 
@@ -309,7 +314,10 @@ def _section(cloud, points, d, offset, cap, sides, intrinsics, size):
         return None
     polygon3 = rays * (offset / denom)[:, None]
     e1, e2 = _plane_basis(d)
-    side_uv = points[sides] @ np.stack([e1, e2], axis=1)
+    # The side faces' points next to the cap fill the band along the cap's edges where the
+    # smoothed normals turn; farther ones would smear the section by the slightest tilt.
+    near = sides & (points @ d > offset - SIDE_BAND * size)
+    side_uv = points[near] @ np.stack([e1, e2], axis=1)
     poly_uv = polygon3 @ np.stack([e1, e2], axis=1)
     if not np.all(np.isfinite(poly_uv)) or np.any(polygon3[:, 2] <= 0):
         return None
