@@ -171,9 +171,7 @@ def markdown(rows: list[dict], before: list[dict] | None = None) -> str:
             det = sum(r["prior"] == "revolve" for r in sel)
             cells.append(f"{det}/{len(sel)}, {np.median([r['f_auto'] for r in sel]):.2f}")
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
-    worst = sorted(
-        (r for r in rows if r["kind"] == "lathe"), key=lambda r: r["f_auto"]
-    )[:8]
+    worst = sorted((r for r in rows if r["kind"] == "lathe"), key=lambda r: r["f_auto"])[:8]
     lines += ["", "Lowest F auto on lathe objects:", ""]
     lines += ["| scene | depth | F auto | F inflate | prior |", "|---|---|---|---|---|"]
     for r in worst:

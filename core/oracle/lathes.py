@@ -91,11 +91,7 @@ def _photograph(name, mesh: Mesh, rng, width, height, **view) -> Scene:
     dv = rng.uniform(-0.5, 0.5) * room_v - (w.min() + w.max() - height) / 2
     shift = (du * distance / intrinsics.fx, dv * distance / intrinsics.fy, distance)
     mesh = place_mesh(mesh, np.eye(3), shift)
-    label = (
-        f"{name} e={e:.0f} h={fill * height:.0f}px t={tilt:.0f}"
-        if "e=" not in name
-        else name
-    )
+    label = f"{name} e={e:.0f} h={fill * height:.0f}px t={tilt:.0f}" if "e=" not in name else name
     return render(label, mesh, intrinsics)
 
 

@@ -54,23 +54,39 @@ def ring_seen(front: Front, axis: Axis, silhouette, intrinsics) -> bool:
 
 def inside_outline(front: Front, silhouette, intrinsics):
     """points of ``front``'s frame -> whether each projects inside the silhouette grown by
-    2% of its extent (the slack core.shape_prior.hidden gives a turned copy)."""
+    a pixel (a point on the object's outline projects within half a pixel of it); its
+    ``covered(near, far)``: how much of the image of the hull of points ``far`` beyond the
+    hull of ``near`` the silhouette covers."""
     import cv2
 
     silhouette = np.asarray(silhouette, dtype=bool)
-    rows, cols = np.nonzero(silhouette)
-    reach = max(2, int(round(0.02 * math.hypot(np.ptp(rows), np.ptp(cols)))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    grown = cv2.dilate(silhouette.astype(np.uint8), kernel) > 0
+    grown = cv2.dilate(silhouette.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     h, w = grown.shape
 
-    def within(q: np.ndarray) -> np.ndarray:
+    def pixels(q: np.ndarray):
         u, v = intrinsics.project(front.world(q))
-        u, v = (np.nan_to_num(x, nan=-1.0, posinf=-1.0, neginf=-1.0) for x in (u, v))
+        return (np.nan_to_num(x, nan=-1e6, posinf=-1e6, neginf=-1e6) for x in (u, v))
+
+    def within(q: np.ndarray) -> np.ndarray:
+        u, v = pixels(q)
         c, r = np.rint(u).astype(np.int64), np.rint(v).astype(np.int64)
         ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
         return ok & grown[np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)]
 
+    def covered(near: np.ndarray, far: np.ndarray) -> float:
+        """The share of the image of the hull of ``far`` beyond that of ``near`` (and two
+        pixels) that the silhouette covers."""
+        hulls = []
+        for q in (near, far):
+            u, v = pixels(q)
+            poly = np.clip(np.stack([u, v], axis=1), -4 * w, 4 * w).astype(np.float32)
+            drawn = np.zeros((h, w), np.uint8)
+            cv2.fillConvexPoly(drawn, cv2.convexHull(np.rint(poly).astype(np.int32)), 1)
+            hulls.append(drawn)
+        region = (hulls[1] > 0) & ~(cv2.dilate(hulls[0], np.ones((5, 5), np.uint8)) > 0)
+        return float(silhouette[region].mean()) if region.any() else 0.0
+
+    within.covered = covered
     return within
 
 

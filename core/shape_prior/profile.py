@@ -41,7 +41,13 @@ def turned_body(
     under, under_normals = round_underside(h[body], r[body], a, e1, e2, cell)
     ends, end_normals = np.zeros((0, 3)), np.zeros((0, 3))
     if not ring and not len(under):
-        inside = None if within is None else (lambda q: within(q + axis.point))
+        inside = None
+        if within is not None:
+
+            def inside(q):
+                return within(q + axis.point)
+
+            inside.covered = lambda near, far: within.covered(near + axis.point, far + axis.point)
         ends, end_normals = _closed_ends(h, r, body, a, e1, e2, cell, inside)
     q = np.concatenate([q, ends, under])
     qn = np.concatenate([qn, end_normals, under_normals])
@@ -91,26 +97,37 @@ def _rim_radii(h, r, normals, radial, a, body, cell) -> np.ndarray:
 END_CELLS = 6
 
 
-#: An end closed round reaches at most this many times its radius beyond the end seen (a
-#: prolate egg's tip); a profile still nearly straight there is a wall, and closed flat.
+#: A cap closing an end reaches at most this many times the end's radius beyond it (a
+#: prolate egg's tip).
 END_REACH = 2.0
 
 
-#: ... and it is round only where the profile there turns toward the axis by more than
-#: this (degrees from the axis's perpendicular) or curves in (an ellipse about the axis).
+#: An end is round, by its profile alone, where the profile there turns toward the axis by
+#: more than this (degrees from the axis's perpendicular) or curves in (an ellipse about
+#: the axis); else the outline says how far the object goes on.
 END_TURN_DEG = 25.0
+
+
+#: A wall's end goes on where the silhouette covers this share of where a cylinder going on
+#: beyond it would be drawn (a can's flat base: nothing but pixels rounded at its edge).
+END_GOES_ON = 0.1
+
+
+#: ... and bends off the curve of the slices before it (a corner) where its last slice lies
+#: this many slice heights off that curve (a ball's or an egg's, exact: below 0.05).
+END_CORNER = 0.25
 
 
 def _end_profile(h, r, end: float, sign: float, cell: float):
     """How the seen profile goes on beyond its ``end`` (``sign``: -1 the lower, +1 the
-    upper): (its radius and slope there, outward, and how far beyond it reaches the
-    axis), or None where it ends on a wall.
+    upper): (the height and radius of its last slice, the slope there (dr per unit of
+    height outward, 0 where it widens), how far beyond it the profile reaches the axis or
+    None, and whether it clearly turns in there), or None with too few slices.
 
     r^2 as a quadratic in h, fitted to the median radii of the last :data:`END_CELLS`
     slices, is an ellipse centred on the axis: exact for a ball or a spheroid, close for a
     dome's end; where the profile turns in without curving so (an egg's or a cone's end),
-    the sphere centred on the axis tangent to it there. It must reach the axis within
-    :data:`END_REACH` x the end's radius.
+    the sphere centred on the axis tangent to it there.
     """
     level = np.floor(sign * (end - h) / cell).astype(np.int64)  # 0 at the end, inward
     heights, radii = [], []
@@ -122,12 +139,20 @@ def _end_profile(h, r, end: float, sign: float, cell: float):
     if len(heights) < 4 or radii[0] <= 0:
         return None
     start, radius = heights[0], radii[0]
+    if len(heights) == END_CELLS:
+        # A corner: the end bends off the curve the slices before it follow (the chamfer or
+        # fillet at a can's or a bottle's flat base), where a ball's or an egg's end goes
+        # on along it. That end is a wall's, however fast it turns.
+        inner = np.polyfit(heights[2:], np.square(radii[2:]), 2)
+        expected = math.sqrt(max(float(np.polyval(inner, start)), 0.0))
+        if abs(expected - radius) > END_CORNER * cell:
+            return start, radius, 0.0, None, False
     poly = np.polyfit(heights, np.square(radii), 2)
     slope = sign * float(np.polyval(np.polyder(poly), start)) / (2 * radius)
     if poly[0] >= 0 or np.polyval(poly, start) <= 0:
         slope = sign * float(np.polyfit(heights, radii, 1)[0])
         if -slope < math.tan(math.radians(END_TURN_DEG)):
-            return None
+            return start, radius, min(slope, 0.0), None, False
         centre = start + sign * radius * slope  # the tangent sphere's, on the axis
         poly = np.array([-1.0, 2 * centre, radius**2 * (1 + slope**2) - centre**2])
     beyond = [
@@ -135,9 +160,13 @@ def _end_profile(h, r, end: float, sign: float, cell: float):
         for x in np.roots(poly)
         if abs(x.imag) < 1e-9 and sign * (x.real - start) > 0
     ]
-    if not beyond or min(beyond) > END_REACH * radius:
-        return None
-    return start, radius, slope, min(beyond)
+    reach = min(beyond) if beyond else None
+    # round where it turns in, or curves in (a ball seen down to about its equator), but
+    # not where it still widens (a vase flaring to its base)
+    turning = -slope >= math.tan(math.radians(END_TURN_DEG)) or (
+        slope <= 0 and reach is not None and reach <= END_REACH * radius
+    )
+    return start, radius, min(slope, 0.0), reach, turning
 
 
 def _cap(start, radius, slope, reach, sign, cell):
@@ -156,16 +185,17 @@ def _cap(start, radius, slope, reach, sign, cell):
 def _closed_ends(h, r, body, a, e1, e2, cell, within=None):
     """Caps closing the profile's ends where it ends away from the axis (relative to it).
 
-    The camera rarely sees an object's base. Where the seen profile ends on a wall (its
-    surface along the axis: a bottle or a can standing on a flat base), that end is
-    closed flat at its height. Where it already turns toward the axis (a ball, an egg, a
-    dome seen from above), it is closed round (:func:`_end_profile`; for a ball, its own
-    sphere), read from the profile's radii: the normals there, at the outline, are the
-    least reliable of all. No cap may leave the photo's outline (``within``: points
-    relative to the axis point -> whether each projects inside it): a round one is
-    shortened until it does not (a vase narrowing to its flat base seen from the side, an
-    egg whose profile is seen only to its equator), and closed flat when nothing is left.
-    The copies the camera did see are dropped later, like any other.
+    The camera rarely sees an object's base. Where the seen profile already turns toward
+    the axis (a ball, an egg, a dome seen from above), it is closed round as it goes on
+    (:func:`_end_profile`; for a ball, its own sphere), read from the profile's radii:
+    the normals there, at the outline, are the least reliable of all. Where it ends on a
+    wall, the profile cannot tell a can's flat base from an egg seen only down to its
+    equator; the outline can: where a ring as wide just beyond the end still projects
+    inside it (``within``: points relative to the axis point -> whether each projects
+    inside the photo's outline), the object goes on, and its cap reaches as far as the
+    outline lets it. No round cap may leave the outline either (a vase narrowing to its flat base seen from
+    the side). A cap with no room left is a flat disc. The copies the camera did see are
+    dropped later, like any other.
     """
     out, normals = [np.zeros((0, 3))], [np.zeros((0, 3))]
     hb, rb = h[body], r[body]
@@ -185,11 +215,21 @@ def _closed_ends(h, r, body, a, e1, e2, cell, within=None):
             continue
         shape = _end_profile(hb, rb, end, sign, cell)
         if shape is not None:
-            start, radius0, slope, reach = shape
+            start, radius0, slope, reach, turning = shape
+            if not turning:
+                # a wall: does the outline show the object going on beyond its end? (a can
+                # standing on its flat base shows nothing beyond it, an egg seen down to
+                # its equator the rest of its outline)
+                step_in = [end - sign * 2 * cell, end]
+                near = np.concatenate([q for q, _ in rings(step_in, [radius0] * 2)])
+                far = np.concatenate([near, next(rings([end + sign * 2 * radius0], [radius0]))[0]])
+                if within is None or within.covered(near, far) < END_GOES_ON:
+                    reach = 0.0
+            reach = min(END_REACH * radius0 if reach is None else reach, END_REACH * radius0)
             while reach >= cell:
                 hs, rs, nh, nr = _cap(start, radius0, slope, reach, sign, cell)
                 made = list(rings(hs, rs))
-                if within is None or all(np.mean(within(q)) >= 0.9 for q, _ in made):
+                if within is None or all(np.mean(within(q)) >= 0.95 for q, _ in made):
                     break
                 reach *= 0.85
             if reach >= cell:

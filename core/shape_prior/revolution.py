@@ -123,6 +123,19 @@ def fit_revolution(
             if np.mean(residual2 <= tol) > np.mean(residual <= tol):
                 a, c, frame, residual = a2, c2, other, residual2
         body = (residual <= tol) & (frame["arc"] >= MIN_ARC_DEG)
+    faceted = False
+    if body.mean() < MIN_BODY_SHARE and not rough:
+        # Flat facets (a primitive subdivided into few faces, a low-poly model): a facet's
+        # normal lines are parallel and miss the axis by up to half its width, though the
+        # normals found the axis; its points still sit at their height's radius. Where
+        # the normal lines alone fall short, a point whose radius fits its height's is on
+        # the body too, and the body must then explain as much as rough depth's. (Not
+        # always: with a network's depth the radii of points whose normals miss the axis
+        # scatter, and taken in they made the hidden side of the benchmark's bottle worse.)
+        by_radii = profile_residual(frame["h"], frame["r"], cell)
+        on = body | ((by_radii <= tol) & (frame["arc"] >= MIN_ARC_DEG))
+        if on.mean() >= MIN_BODY_SHARE_BY_RADII:
+            residual, body, faceted = np.minimum(residual, by_radii), on, True
 
     quality = {
         "axis_residual": round(float(np.median(residual[body])) if body.any() else 1.0, 4),
@@ -130,6 +143,8 @@ def fit_revolution(
     }
     if rough:
         quality["normals"] = "rough: body and axis from the points' radii"
+    if faceted:
+        quality["normals"] = "facets: body from the points' radii"
     fit = Revolution(
         axis_point=c * size + centre,
         axis_direction=a,
