@@ -5,6 +5,9 @@
     python bench/libraries.py --json out.json --markdown out.md --scenes toy,bottle
     python bench/libraries.py --render out.json  # the tables of a saved run again
 
+It needs the libraries it compares, which img2mesh itself does not install:
+``.venv/bin/python -m pip install manifold3d meshlib pymeshfix fast-simplification``.
+
 Meshes (all rounded to float32, the values a mesh file keeps): for each oracle scene
 (core.oracle.scenes.make_scene, core.oracle.shapes.make_shape_scene) with depth corrupted
 like a network's (core.oracle.scores.network_like_depth): ``raw``, the closed Poisson solid
