@@ -56,6 +56,11 @@ NEAR_TIE = 0.1
 SIDE_BAND = 0.05
 
 
+#: A cap is seen at a grazing angle when its normal is farther than this (cosine) from the
+#: line of sight: its outline cast onto its plane errs by a pixel over this cosine.
+GRAZING_COS = 0.5
+
+
 #: Least share of the front on the cap, and on the sides (one face alone has no depth).
 MIN_FACE_SHARE = 0.03
 
@@ -291,7 +296,15 @@ def _section(cloud, points, d, offset, cap, sides, intrinsics, size):
     label[r[cap], c[cap]] = 1
     _, (nr, nc) = distance_transform_edt(label == 0, return_indices=True)
     near = label[nr, nc]
-    capmask = (cloud.valid & (near == 1)).astype(np.uint8)
+    capmask = cloud.valid & (near == 1)
+    # Cast onto a plane seen at a grazing angle, a pixel too far across the cap's edge
+    # with a side face lands well in front of it: such a cap keeps off that edge by two
+    # pixels, and the side faces' points next to the cap draw it instead.
+    ray = np.median(cloud.points, axis=0)
+    grazing = abs(float(ray @ d)) / float(np.linalg.norm(ray)) < GRAZING_COS
+    if grazing:
+        capmask &= ~(cv2.dilate((near == 2).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    capmask = capmask.astype(np.uint8)
     capmask = cv2.morphologyEx(capmask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     count, comp, stats, _ = cv2.connectedComponentsWithStats(capmask, connectivity=8)
     if count < 2:
@@ -336,7 +349,8 @@ def _section(cloud, points, d, offset, cap, sides, intrinsics, size):
     si = np.round((side_uv - lo) / cell).astype(np.int64)
     ok = (si[:, 0] >= 0) & (si[:, 0] < dims[0]) & (si[:, 1] >= 0) & (si[:, 1] < dims[1])
     inside[si[ok, 1], si[ok, 0]] = 1
-    inside = cv2.morphologyEx(inside, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    gap = 9 if grazing else 5
+    inside = cv2.morphologyEx(inside, cv2.MORPH_CLOSE, np.ones((gap, gap), np.uint8))
     inside = binary_fill_holes(inside > 0)
     if inside.sum() < 20:
         return None
