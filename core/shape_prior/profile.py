@@ -237,7 +237,6 @@ def _closed_ends(h, r, body, a, e1, e2, cell, within=None):
                     out.append(q)
                     normals.append(r_ * around + h_ * a)
                 continue
-            end, radius = start, radius0
         radii = np.arange(step / 2, radius, step)
         disc = np.concatenate([q for q, _ in rings(np.full(len(radii), end), radii)])
         out.append(disc)
