@@ -140,12 +140,13 @@ def _end_profile(h, r, end: float, sign: float, cell: float):
         return None
     start, radius = heights[0], radii[0]
     if len(heights) == END_CELLS:
-        # A corner: the end bends off the curve the slices before it follow (the chamfer or
+        # A corner: the end bends off the wall the slices before it follow (the chamfer or
         # fillet at a can's or a bottle's flat base), where a ball's or an egg's end goes
-        # on along it. That end is a wall's, however fast it turns.
+        # on along its curve. That end is a wall's, however fast it turns.
         inner = np.polyfit(heights[2:], np.square(radii[2:]), 2)
         expected = math.sqrt(max(float(np.polyval(inner, start)), 0.0))
-        if abs(expected - radius) > END_CORNER * cell:
+        wall = abs(np.polyfit(heights[2:], radii[2:], 1)[0]) < math.tan(math.radians(END_TURN_DEG))
+        if wall and abs(expected - radius) > END_CORNER * cell:
             return start, radius, 0.0, None, False
     poly = np.polyfit(heights, np.square(radii), 2)
     slope = sign * float(np.polyval(np.polyder(poly), start)) / (2 * radius)
