@@ -206,21 +206,19 @@ def closed_poisson_surface(
     back, thickness, axis = _hidden_side(
         cloud, silhouette, intrinsics, thickness, shape, info, report
     )
-    # (the cache of solids tells only "a prior's back" from "inflated": a box's solid is
-    # not kept, so that it never stands in for a turned one, nor the other way round)
-    kept = None if info["shape"] == "box" else solids
+    prior = info["shape"] if back is not None else None
     solid, scale, used, reused = closed_poisson(
-        cloud, silhouette, intrinsics, level, threads, report, kept, back=back
+        cloud, silhouette, intrinsics, level, threads, report, solids, back=back, prior=prior
     )
     if back is not None and (solid is None or beyond_repair(solid)):
-        # The turned surface gave Poisson no closed solid (or one crossing itself
+        # The prior's hidden side gave Poisson no closed solid (or one crossing itself
         # beyond repair): inflate as before.
-        info["shape"] = "inflate"
         info["shape_note"] = (
             "inflate (the box gave no closed solid)"
             if info["shape"] == "box"
             else "inflate (the turned surface gave no closed solid)"
         )
+        info["shape"] = "inflate"
         axis = None
         solid, scale, used, reused = closed_poisson(
             cloud, silhouette, intrinsics, level, threads, report, solids

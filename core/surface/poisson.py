@@ -60,16 +60,27 @@ def _poisson_threads(level: int) -> int:
 
 
 def closed_poisson(
-    cloud, silhouette, intrinsics, level, threads=None, report=None, solids=None, back=None
+    cloud,
+    silhouette,
+    intrinsics,
+    level,
+    threads=None,
+    report=None,
+    solids=None,
+    back=None,
+    prior=None,
 ):
-    """The closed Poisson solid of ``cloud`` at the inflation's depth (:func:`thickness_map`).
+    """The closed Poisson solid of ``cloud`` at the inflation's depth (:func:`thickness_map`),
+    or with ``back``, the closing samples of the shape prior named ``prior``.
 
     Returns (mesh or None, cube scale, points used, taken from ``solids``). None: Poisson
     gave no closed surface, even in the wide cube. ``solids`` (a dict kept per point
-    cloud) remembers the outcome per octree depth, so a re-mesh with another thickness,
-    smoothing or face count reuses it; the mesh in it is never modified.
+    cloud) remembers the outcome per octree depth and prior, so a re-mesh with another
+    thickness, smoothing or face count reuses it; the mesh in it is never modified.
     """
-    key = ("closed", level, back is not None)
+    if back is not None and prior is None:
+        raise ValueError("closed_poisson: a back without the prior that made it")
+    key = ("closed", level, prior)
     if solids is not None and key in solids:
         return (*solids[key], True)
     report = report or (lambda fraction, message: None)

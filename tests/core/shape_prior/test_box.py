@@ -102,3 +102,25 @@ def test_the_product_photo_box_gets_the_box_prior():
     mesh, info, after = solid(("shape", "box_tilted"), "auto")
     assert info["shape"] == "box" and info["watertight"]
     assert after["f_score"] >= 0.95
+
+
+def test_a_remesh_reuses_the_box_solid_and_never_serves_it_for_another_prior():
+    """The Poisson solids kept per point cloud are kept per prior: a second run with the box
+    reuses the box's solid (the same mesh), and one with --shape inflate makes its own."""
+    import numpy as np
+
+    scene = scene_of(("box", 1, "box", 35))
+    cloud = point_cloud(scene.depth, scene.rgb, scene.mask, scene.intrinsics)
+    args = (cloud, scene.depth, scene.rgb, scene.mask, scene.intrinsics)
+    solids: dict = {}
+    first, first_info = reconstruct_surface(*args, shape="box", solids=solids)
+    again, again_info = reconstruct_surface(*args, shape="box", solids=solids)
+    inflated, inflated_info = reconstruct_surface(*args, shape="inflate", solids=solids)
+    assert first_info["shape"] == again_info["shape"] == "box"
+    assert first_info["poisson_reused"] is False and again_info["poisson_reused"] is True
+    assert np.array_equal(first.vertices, again.vertices)
+    assert np.array_equal(first.faces, again.faces)
+    assert inflated_info["shape"] == "inflate" and inflated_info["poisson_reused"] is False
+    assert len(inflated.faces) != len(first.faces) or not np.array_equal(
+        inflated.vertices, first.vertices
+    )
