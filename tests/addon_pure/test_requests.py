@@ -178,3 +178,12 @@ def test_the_add_ons_user_errors_share_one_base():
     from img2mesh_addon.logic.errors import SetupError
 
     assert all(issubclass(c, UserError) for c in (WorkerError, ResultError, SetupError))
+
+
+@pytest.mark.parametrize("shape", ["AUTO", "REVOLVE", "BOX", "INFLATE"])
+def test_each_hidden_side_choice_of_the_panel_is_one_the_core_takes(shape):
+    from core.settings import Settings
+
+    s = requests.settings_dict({**OPTIONS, "shape": shape}, PREFS)
+    assert s.get("shape", "auto") == shape.lower()
+    Settings(**s)  # raises OptionError for a shape the core does not know
