@@ -1,6 +1,6 @@
 """Lathe benchmark: the shape prior on many random lathe objects it was never tuned on, and its false use on others.
 
-    python bench/lathes.py                       # 100 lathe objects + 16 others, 640 x 480
+    python bench/lathes.py                       # 40 lathe objects + 16 others, 640 x 480
     python bench/lathes.py --count 20 --quick    # small images (smoke test)
     python bench/lathes.py --before before.json  # with a "before" column from an earlier --json
 
@@ -12,7 +12,8 @@ shape chosen automatically and inflated (the baseline; where auto refuses the pr
 solid is the inflated one, and is not meshed twice). Scores: whether the prior was used,
 the whole-object F-score at 2% of the diagonal, the reason for a refusal. Non-lathe
 objects (a box, the monkey-head blob, a chair, the toy) give the false-use rate. The
-table goes to docs/lathe-benchmark.md. About 6 s per lathe object on one core at 640 x 480.
+table is printed (and written to --doc). About 6 s per lathe object on an idle core at 640 x 480,
+15-40 s on a busy one: 40 objects and 16 others take about 15 minutes on two shared cores.
 """
 
 from __future__ import annotations
@@ -191,12 +192,12 @@ def markdown(rows: list[dict], before: list[dict] | None = None) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100, help="lathe objects (seeds 0..N-1)")
+    parser.add_argument("--count", type=int, default=40, help="lathe objects (seeds 0..N-1)")
     parser.add_argument("--others", type=int, default=16, help="non-lathe objects")
     parser.add_argument("--quick", action="store_true", help="320 x 240 images")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--before", type=Path, help="an earlier run's --json, for a column")
-    parser.add_argument("--doc", type=Path, default=None, help=f"write the table here ({DOC})")
+    parser.add_argument("--doc", type=Path, default=None, help=f"write the table here (e.g. {DOC})")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = run(args.count, args.others, args.quick)
