@@ -851,6 +851,14 @@ def markdown(results: dict, plot: str, realistic: str | None = None) -> str:
         "minutes more the first time, for training U^2-Net). The Blender "
         "row needs `.venv-blender` (bpy 4.5); `--no-blender` skips it.",
         "",
+        "Other benchmarks, each with its own page: the whole object, hidden side included "
+        "([shape-benchmark.md](shape-benchmark.md), random lathe objects in "
+        "[lathe-benchmark.md](lathe-benchmark.md), random boxes and extrusions in "
+        "[box-benchmark.md](box-benchmark.md)), the hidden side's colours and the turntable "
+        "([hidden-side.md](hidden-side.md)), the photo texture "
+        "([texture-benchmark.md](texture-benchmark.md)), and our crossing search, repair "
+        "and decimation against the field's libraries ([libraries.md](libraries.md)).",
+        "",
         *(_memory_lines(results["memory"]) if "memory" in results else []),
         "## Machine and versions",
         "",
