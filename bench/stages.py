@@ -274,7 +274,7 @@ def plot(result: dict, path: Path) -> None:
         "#a5d6a7",
         "#fff176",
     ]
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(names) + 1.4), dpi=90)
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(names) + 2.0), dpi=90)
     left = [0.0] * len(names)
     for segment, color in zip(segments, colors, strict=True):
         widths = []
@@ -288,7 +288,7 @@ def plot(result: dict, path: Path) -> None:
     ax.axvline(TARGETS["mesh"], color="#455a64", lw=0.8, ls="--")
     ax.invert_yaxis()
     ax.set_xlabel("seconds (median, warm process, 2 cores)")
-    ax.legend(ncol=3, fontsize=7, loc="lower right", frameon=False)
+    ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_title("After the networks: mesh stage parts, texture, write, preview", fontsize=9)
     fig.tight_layout()
