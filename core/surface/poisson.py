@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import tempfile
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -118,6 +121,46 @@ def frozen(mesh: Mesh) -> Mesh:
     return mesh
 
 
+@contextmanager
+def _without_poisson_warnings():
+    """PoissonRecon (inside Open3D) prints its own warnings ("bad average roots: 3") straight
+    to the process's stderr, past Open3D's verbosity: a user can do nothing with them. Its
+    output is caught for the call, and all but those warnings is written on to stderr."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (an embedding host): nothing to catch
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = _drop_poisson_warnings(sink.read().decode("utf-8", "replace"))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+def _drop_poisson_warnings(text: str) -> str:
+    """``text`` without PoissonRecon's warning blocks: a "[WARNING] .../PoissonRecon/..."
+    line and the indented lines after it."""
+    kept, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("[WARNING]") and "PoissonRecon" in line:
+            dropping = True
+            continue
+        if dropping and line[:1] in (" ", "\t"):
+            continue
+        dropping = False
+        kept.append(line)
+    return "".join(kept)
+
+
 def poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, report):
     """Poisson on the front points (and ``back``, the closing samples, for a solid)."""
     import open3d as o3d
@@ -147,7 +190,10 @@ def poisson_mesh(cloud, back, silhouette, intrinsics, level, scale, threads, rep
 
     report(0.2, f"Poisson surface (depth {level})")
     n_threads = threads if threads else _poisson_threads(level)
-    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+    with (
+        o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error),
+        _without_poisson_warnings(),
+    ):
         surface, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
             pcd,
             depth=int(level),

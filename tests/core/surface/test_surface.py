@@ -726,3 +726,23 @@ def test_an_open_surface_is_kept_for_the_next_smoothing():
     np.testing.assert_array_equal(solids[("open", plain_info["poisson_depth"])][0].vertices, kept)
     again, _ = reconstruct_surface(*args, closed=False, solids=solids)
     np.testing.assert_array_equal(again.vertices, plain.vertices)
+
+
+def test_poissons_own_warnings_do_not_reach_the_user(capfd):
+    """PoissonRecon prints "[WARNING] ... bad average roots" to the process's stderr past
+    Open3D's verbosity (the torus with network-like depth makes it); a user sees none of it,
+    while anything else written to stderr meanwhile still gets through."""
+    from core.oracle.scores import network_like_depth
+    from core.surface.poisson import _drop_poisson_warnings
+
+    scene = make_scene("torus")
+    depth = network_like_depth(scene.depth, scene.mask)
+    cloud = point_cloud(depth, scene.rgb, scene.mask, scene.intrinsics)
+    reconstruct_surface(cloud, depth, scene.rgb, scene.mask, scene.intrinsics)
+    err = capfd.readouterr().err
+    assert "WARNING" not in err and "bad average roots" not in err
+    text = (
+        "before\n[WARNING] /x/PoissonRecon/Src/FEMTree.inl (Line 1858)\n          Extract\n"
+        "          bad average roots: 3\nafter\n[WARNING] something else\n"
+    )
+    assert _drop_poisson_warnings(text) == "before\nafter\n[WARNING] something else\n"
