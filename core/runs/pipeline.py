@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,12 +16,10 @@ from ..errors import Cancelled
 from ..files.photos import Photo, load_image, photo_from_array
 from ..geometry.camera import choose_intrinsics, to_output_frame
 from ..geometry.mesh import Mesh
-from ..protocol import PHOTO_STAGES, STAGE_LABELS
+from ..protocol import STAGE_LABELS
 from ..settings import Settings
 from .result import Result
 
-#: Stages in order, as shown by progress bars and timed in reports.
-STAGES = PHOTO_STAGES
 #: How many recent point clouds (and their Poisson surfaces) a pipeline keeps for re-meshing.
 KEEP_CLOUDS = 4
 
@@ -158,13 +158,11 @@ class Pipeline:
             )
 
         # camera: the user's numbers are for the full-size photo; EXIF too
-        w0, h0 = photo.original_size
         predicted_fov = None
         if prediction is not None and prediction.focal_px:
             predicted_fov = _fov_from_focal(prediction.focal_px, *photo.size)
         K0, source = choose_intrinsics(
-            w0,
-            h0,
+            *photo.original_size,
             fov_deg=s.fov,
             focal_px=s.focal_px,
             exif_fov_deg=photo.exif_fov_deg,
@@ -476,8 +474,6 @@ class Pipeline:
 
 
 def _fov_from_focal(focal_px: float, width: int, height: int) -> float:
-    import math
-
     return math.degrees(2 * math.atan(max(width, height) / (2 * focal_px)))
 
 
@@ -494,8 +490,6 @@ def reconstruct(image, settings: Settings | None = None, **kwargs) -> Result:
 
 def _cloud_key(depth, rgb, mask, intrinsics, settings: Settings) -> bytes:
     """A digest of everything :func:`core.surface.cloud.point_cloud` reads."""
-    import hashlib
-
     digest = hashlib.blake2b(digest_size=20)
     for array in (depth, rgb, mask):
         a = np.ascontiguousarray(array)

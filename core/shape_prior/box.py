@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry.camera import Intrinsics
-from ..geometry.pointcloud import PointCloud, grid_normals
+from ..geometry.pointcloud import PointCloud
+from .front import smoothed_front
 from .hidden import hidden_copies
 
 #: Least share of the front (away from the outline) that the cap and the sides must explain.
@@ -85,7 +86,7 @@ def fit_box(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsics) -
 
     if len(cloud.points) < 200:
         return None
-    points, normals = _smoothed(cloud, intrinsics)
+    points, normals = smoothed_front(cloud, intrinsics)
     size = float(np.max(points.max(axis=0) - points.min(axis=0)))
     if not (size > 0):
         return None
@@ -160,33 +161,6 @@ def fit_box(cloud: PointCloud, silhouette: np.ndarray, intrinsics: Intrinsics) -
         return fit
     fit.accepted = True
     return fit
-
-
-def _smoothed(cloud: PointCloud, intrinsics: Intrinsics, sigma: float = 2.0):
-    """The front points and normals from the depth smoothed within the object, so that
-    the normals follow the faces, not a depth network's pixel noise."""
-    import cv2
-
-    r, c = cloud.pixels[:, 0], cloud.pixels[:, 1]
-    z = np.zeros(cloud.valid.shape, dtype=np.float64)
-    z[r, c] = cloud.points[:, 2]
-    weight = cloud.valid.astype(np.float64)
-    zs = cv2.GaussianBlur(z, (0, 0), sigma) / np.maximum(
-        cv2.GaussianBlur(weight, (0, 0), sigma), 1e-9
-    )
-    depth = zs[r, c]
-    points = np.stack(
-        [
-            (c - intrinsics.cx) * depth / intrinsics.fx,
-            (r - intrinsics.cy) * depth / intrinsics.fy,
-            depth,
-        ],
-        axis=1,
-    )
-    grid = np.zeros(cloud.valid.shape + (3,), dtype=np.float64)
-    grid[r, c] = points
-    normals = grid_normals(grid, cloud.valid)[r, c].astype(np.float64)
-    return points, normals
 
 
 def _directions(normals: np.ndarray, most: int = 6, seed: int = 0) -> list[np.ndarray]:

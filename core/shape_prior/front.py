@@ -7,6 +7,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..geometry.camera import Intrinsics
+from ..geometry.pointcloud import PointCloud, grid_normals
+
 
 @dataclass
 class Front:
@@ -39,3 +42,34 @@ class Axis(NamedTuple):
 
     direction: np.ndarray
     point: np.ndarray
+
+
+def smoothed_front(cloud: PointCloud, intrinsics: Intrinsics, sigma: float = 2.0):
+    """The front points and normals from the depth smoothed within the object (a few pixels).
+
+    A depth network's map is noisy from pixel to pixel; the normals the axis is fitted
+    to should follow the shape, not that noise. Only the fit and the turned copies
+    use these: the front surface itself stays the measured one.
+    """
+    import cv2
+
+    r, c = cloud.pixels[:, 0], cloud.pixels[:, 1]
+    z = np.zeros(cloud.valid.shape, dtype=np.float64)
+    z[r, c] = cloud.points[:, 2]
+    weight = cloud.valid.astype(np.float64)
+    zs = cv2.GaussianBlur(z, (0, 0), sigma) / np.maximum(
+        cv2.GaussianBlur(weight, (0, 0), sigma), 1e-9
+    )
+    depth = zs[r, c]
+    points = np.stack(
+        [
+            (c - intrinsics.cx) * depth / intrinsics.fx,
+            (r - intrinsics.cy) * depth / intrinsics.fy,
+            depth,
+        ],
+        axis=1,
+    )
+    grid = np.zeros(cloud.valid.shape + (3,), dtype=np.float64)
+    grid[r, c] = points
+    normals = grid_normals(grid, cloud.valid)[r, c].astype(np.float64)
+    return points, normals

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry.camera import Intrinsics
-from ..geometry.pointcloud import PointCloud, grid_normals
+from ..geometry.pointcloud import PointCloud
 from .axis import about, position_axis, robust_axis
 from .box import Box, fit_box
-from .front import Axis, Front
+from .front import Axis, Front, smoothed_front
 from .hidden import hidden_copies
 from .outline import inside_outline, outline_shift, ring_seen
 from .profile import profile_residual, turned_body
@@ -82,7 +82,7 @@ def fit_revolution(
     """Fit a surface of revolution to the front of ``cloud``; None when there is no fit at all."""
     if len(cloud.points) < 200:
         return None
-    points, normals = _smoothed(cloud, intrinsics)
+    points, normals = smoothed_front(cloud, intrinsics)
     centre = points.mean(axis=0)
     size = float(np.max(points.max(axis=0) - points.min(axis=0)))
     if not (size > 0):
@@ -216,37 +216,6 @@ def fit_revolution(
         return fit
     fit.accepted = True
     return fit
-
-
-def _smoothed(cloud: PointCloud, intrinsics: Intrinsics, sigma: float = 2.0):
-    """The front points and normals from the depth smoothed within the object (a few pixels).
-
-    A depth network's map is noisy from pixel to pixel; the normals the axis is fitted
-    to should follow the shape, not that noise. Only the fit and the turned copies
-    use these: the front surface itself stays the measured one.
-    """
-    import cv2
-
-    r, c = cloud.pixels[:, 0], cloud.pixels[:, 1]
-    z = np.zeros(cloud.valid.shape, dtype=np.float64)
-    z[r, c] = cloud.points[:, 2]
-    weight = cloud.valid.astype(np.float64)
-    zs = cv2.GaussianBlur(z, (0, 0), sigma) / np.maximum(
-        cv2.GaussianBlur(weight, (0, 0), sigma), 1e-9
-    )
-    depth = zs[r, c]
-    points = np.stack(
-        [
-            (c - intrinsics.cx) * depth / intrinsics.fx,
-            (r - intrinsics.cy) * depth / intrinsics.fy,
-            depth,
-        ],
-        axis=1,
-    )
-    grid = np.zeros(cloud.valid.shape + (3,), dtype=np.float64)
-    grid[r, c] = points
-    normals = grid_normals(grid, cloud.valid)[r, c].astype(np.float64)
-    return points, normals
 
 
 #: The normals are rough when they are this far (median, degrees) from their own average

@@ -13,6 +13,7 @@ from core.oracle.scenes import save_scene
 from core.oracle.scores import network_like_depth, stepped_depth, whole_object_score
 from core.oracle.shapes import SHAPE_ELEVATIONS, make_shape_scene
 from core.shape_prior.axis import angle_between
+from core.shape_prior.front import smoothed_front
 from core.shape_prior.revolution import fit_revolution
 from core.surface.build import reconstruct_surface
 from core.surface.cloud import point_cloud
@@ -149,14 +150,14 @@ def test_a_torus_with_network_like_depth_is_placed_by_its_outline(monkeypatch):
 def test_the_outline_drawn_from_an_exact_fit_is_the_photos(name):
     """The turned body's outline, drawn slice by slice from its profile (a ring's with its
     hole), covers the silhouette to within two pixels: no reason to move the axis."""
-    from core.shape_prior import axis, outline, revolution
+    from core.shape_prior import axis, outline
     from core.shape_prior.front import Axis, Front
 
     s = scene(name)
     cloud = point_cloud(s.depth, s.rgb, s.mask, s.intrinsics)
     fit = fit_revolution(cloud, s.mask | cloud.valid, s.intrinsics)
     assert fit.accepted and "axis" not in fit.quality
-    points, normals = revolution._smoothed(cloud, s.intrinsics)
+    points, normals = smoothed_front(cloud, s.intrinsics)
     cell = 0.02 * float(np.ptp(points, axis=0).max())  # the fit's
     a, c = fit.axis_direction, fit.axis_point
     front = Front(points - c, normals, c, 1.0, cell)
